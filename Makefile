@@ -1,0 +1,40 @@
+# `make train` and `make test` are all a fresh clone needs: each creates .venv when missing and
+# (re)installs the package, editable with the dev extra, only when setup.cfg changed since.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-setup.cfg
+PYTEST_ARGS ?=
+
+.PHONY: train test test-all check format plot clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade "pip>=23.1"
+	$(PY) -m pip install --quiet --editable ".[dev]"
+	touch $(STAMP)
+
+train: $(STAMP)  ## default training run; extra Hydra overrides: make train ARGS="trainer.max_epochs=1"
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP)  ## unit, DDP and resume tests; slow and real-data tests are left to test-all
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)  ## everything, slow and real-data (../shared/data) tests included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)  ## lint and format check with the [tool:ruff] settings of setup.cfg
+	$(PY) .ci/ruff.py check .
+	$(PY) .ci/ruff.py format --check .
+
+format: $(STAMP)
+	$(PY) .ci/ruff.py check --fix .
+	$(PY) .ci/ruff.py format .
+
+plot: $(STAMP)  ## redraw the schedules figure the README shows
+	$(PY) -m callbacks.plot --out callbacks/schedules.png
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,161 @@
+"""Teacher-forcing decay as a Lightning callback.
+
+Scheduled sampling (Bengio et al., arXiv:1506.03099) feeds the decoder the reference token with
+probability ``pr_force`` and its own prediction otherwise, lowering ``pr_force`` as training goes
+on. The fast.ai 2018 translation lesson decays it linearly, ``(10 - epoch) / 10``; this callback
+does the same per optimizer step so the decay is smooth and resumable mid-epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lightning_utilities.core.rank_zero import rank_zero_warn
+from typing_extensions import override
+
+from callbacks._lightning import LightningCallback, log_when_written
+from callbacks.schedules import DECAY_SHAPES, decay
+
+
+class TeacherForcingScheduler(LightningCallback):
+    """Set ``pl_module.<attr>`` before each training batch from a decay over optimizer steps.
+
+    At optimizer step ``s`` the value is ``start + (end - start) * min(1, s / T)`` for the linear
+    shape, where ``T`` is ``steps`` or ``epochs`` times the optimizer steps per epoch; ``cosine``
+    eases in and out, ``exponential`` interpolates geometrically. Outside training batches
+    (validation, sanity check, test, predict) the attribute is 0.0, so evaluation never sees the
+    reference. The value depends only on ``trainer.global_step``: no random numbers, the same on
+    every DDP rank, and it continues exactly after a resume. It is logged as ``train/<attr>``.
+
+    Args:
+        start: value at step 0.
+        end: value from step ``T`` on.
+        epochs: length of the decay in epochs (ignored when ``steps`` is given).
+        steps: length of the decay in optimizer steps.
+        attr: name of the module attribute the decoder reads.
+        shape: ``"linear"``, ``"cosine"`` or ``"exponential"``.
+
+    Raises:
+        ValueError: on an argument out of range, or an exponential shape with ``start`` or
+            ``end`` <= 0; at train start when the epoch length is unknown (iterable dataset)
+            and ``steps`` is not given.
+        AttributeError: at setup when the module has no attribute ``attr``.
+
+    Example::
+
+        >>> from pytorch_lightning import Trainer
+        >>> from callbacks import TeacherForcingScheduler
+        >>> trainer = Trainer(callbacks=[TeacherForcingScheduler(epochs=10)], logger=False)
+    """
+
+    def __init__(
+        self,
+        start: float = 1.0,
+        end: float = 0.0,
+        epochs: int = 10,
+        steps: int | None = None,
+        attr: str = "pr_force",
+        shape: str = "linear",
+    ) -> None:
+        if shape not in DECAY_SHAPES:
+            raise ValueError(
+                f"TeacherForcingScheduler(shape={shape!r}) unknown; valid: {sorted(DECAY_SHAPES)}"
+            )
+        for name, value in (("start", start), ("end", end)):
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(
+                    f"TeacherForcingScheduler({name}={value!r}): expected a probability"
+                )
+        if shape == "exponential" and (start <= 0 or end <= 0):
+            raise ValueError(
+                f"TeacherForcingScheduler(shape='exponential', start={start}, end={end}): "
+                "geometric decay needs start > 0 and end > 0 (e.g. end=0.01), or use shape='cosine'"
+            )
+        for name, value in (("epochs", epochs), ("steps", steps)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"TeacherForcingScheduler({name}={value!r}): expected an int >= 1")
+        if not attr.isidentifier():
+            raise ValueError(f"TeacherForcingScheduler(attr={attr!r}): expected an attribute name")
+        self.start = float(start)
+        self.end = float(end)
+        self.epochs = epochs
+        self.steps = steps
+        self.attr = attr
+        self.shape = shape
+        self._resolved_total_steps: int | None = None
+
+    @property
+    @override
+    def state_key(self) -> str:
+        # Two instances may drive two attributes; keep their checkpoint states apart.
+        return self._generate_state_key(attr=self.attr)
+
+    @override
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if not hasattr(pl_module, self.attr):
+            raise AttributeError(
+                f"TeacherForcingScheduler(attr={self.attr!r}): {type(pl_module).__name__} has "
+                f"no attribute {self.attr!r}; declare it in __init__ (self.{self.attr} = 0.0) and "
+                "read it in the decoder, or pass the name your module uses as attr="
+            )
+        setattr(pl_module, self.attr, 0.0)  # setup runs before every fit/validate/test/predict
+
+    @override
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.steps is not None:
+            estimate: float = self.steps
+        else:
+            per_epoch = trainer.num_training_batches / trainer.accumulate_grad_batches
+            estimate = self.epochs * math.ceil(per_epoch) if math.isfinite(per_epoch) else per_epoch
+        if self._resolved_total_steps is None:
+            if not math.isfinite(estimate):
+                raise ValueError(
+                    "TeacherForcingScheduler cannot count optimizer steps per epoch of an iterable "
+                    "dataset; pass steps= (the decay length in optimizer steps)"
+                )
+            self._resolved_total_steps = int(estimate)
+        elif math.isfinite(estimate) and int(estimate) != self._resolved_total_steps:
+            rank_zero_warn(
+                "TeacherForcingScheduler: the checkpoint's decay lasts "
+                f"{self._resolved_total_steps} steps, this run would give {int(estimate)}; "
+                "continuing the checkpoint's decay"
+            )
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        value = self.value_at(trainer.global_step)
+        setattr(pl_module, self.attr, value)
+        log_when_written(trainer, pl_module, {f"train/{self.attr}": value})
+
+    @override
+    def on_train_batch_end(  # validation inside an epoch comes after this, so it sees 0.0
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        setattr(pl_module, self.attr, 0.0)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"total_steps": self._resolved_total_steps}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resolved_total_steps = state_dict.get("total_steps")
+
+    def value_at(self, step: int) -> float:
+        """Teacher-forcing probability for optimizer step ``step`` of the resolved decay."""
+        if self._resolved_total_steps is None:
+            raise RuntimeError(
+                "TeacherForcingScheduler.value_at() needs the decay length; use it in fit"
+            )
+        return decay(
+            step,
+            total_steps=self._resolved_total_steps,
+            start=self.start,
+            end=self.end,
+            shape=self.shape,
+        )

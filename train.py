@@ -1,0 +1,103 @@
+"""Train a model from the Hydra configs in ``configs/``: compose, instantiate, fit, test.
+
+``python train.py model=<name> [group=choice ...] [key=value ...]``; see README.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities import rank_zero_only
+from rich.console import Console
+from rich.syntax import Syntax
+
+log = logging.getLogger("train")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run here; the message says which key and how to fix it."""
+
+
+def resolve_gpus(trainer_cfg: DictConfig) -> None:
+    """Turn the ``gpus: N`` shortcut into Lightning 2's accelerator/devices/strategy, in place."""
+    with open_dict(trainer_cfg):
+        gpus = trainer_cfg.pop("gpus", None)
+    if gpus is None:
+        return
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+        raise ConfigError(f"trainer.gpus={gpus!r}: expected an int >= 1, or null for CPU/auto")
+    available = torch.cuda.device_count()
+    if available < gpus:
+        raise ConfigError(
+            f"trainer.gpus={gpus} but CUDA sees {available} GPU(s); use trainer.gpus=null to run "
+            "on the CPU, or trainer=ddp_cpu to try DDP on CPU processes"
+        )
+    trainer_cfg.accelerator, trainer_cfg.devices = "gpu", gpus
+    if gpus > 1 and trainer_cfg.get("strategy", "auto") == "auto":
+        trainer_cfg.strategy = "ddp"
+
+
+def instantiate_each(group: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a group such as ``callbacks`` or ``logger``."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if c and "_target_" in c]
+
+
+@rank_zero_only
+def print_config(cfg: DictConfig) -> None:
+    Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data) if cfg.get("data") else None
+    model = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_each(cfg.get("callbacks"))
+    loggers = instantiate_each(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if trainer.is_global_zero and best:
+        print(f"checkpoint: {best}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        resolve_gpus(cfg.trainer)
+        if isinstance(cfg.get("model"), str):
+            raise ConfigError(
+                f"model={cfg.model!r}: configs/model/ does not exist yet (no model in this "
+                "version); pass a config instead, e.g. 'model={_target_:my_pkg.MyModule}'"
+            )
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
+    print_config(cfg)
+    if cfg.get("model") is None:
+        print(
+            "No model selected, so nothing was trained: the translation model (model=seq2seq) "
+            "and DeViSE (model=devise) are not in this version yet. The callbacks in callbacks/ "
+            "are ready to use; see README.md."
+        )
+        return
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
