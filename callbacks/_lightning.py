@@ -8,7 +8,10 @@ these callbacks unchanged; the hooks are the same in both.
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
+
+from lightning_utilities.core.rank_zero import rank_zero_warn
 
 _bases: list[type] = []
 for _name in ("lightning.pytorch", "pytorch_lightning"):
@@ -40,3 +43,38 @@ def log_when_written(trainer: Any, pl_module: Any, metrics: dict[str, float]) ->
         return
     for name, value in metrics.items():
         pl_module.log(name, value, on_step=True, on_epoch=False, batch_size=1)
+
+
+class StepScheduleCallback(LightningCallback):
+    """A callback whose value is a pure function of the optimizer step over a fixed length.
+
+    The length is the schedule's only state: it goes into the checkpoint, so a resumed run keeps
+    the length it started with even when ``max_epochs`` or the data changed, and the sequence
+    continues exactly.
+    """
+
+    def __init__(self) -> None:
+        self._resolved_total_steps: int | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"total_steps": self._resolved_total_steps}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resolved_total_steps = state_dict.get("total_steps")
+
+    def _resolve_total_steps(self, estimate: float, unknown_hint: str) -> int:
+        """The checkpoint's length when resuming (warning when this run would differ), else
+        ``estimate``; ``unknown_hint`` completes the error when ``estimate`` is infinite."""
+        name = type(self).__name__
+        if self._resolved_total_steps is None:
+            if not math.isfinite(estimate):
+                raise ValueError(
+                    f"{name} cannot infer its length in optimizer steps: {unknown_hint}"
+                )
+            self._resolved_total_steps = int(estimate)
+        elif math.isfinite(estimate) and int(estimate) != self._resolved_total_steps:
+            rank_zero_warn(
+                f"{name}: the checkpoint's schedule lasts {self._resolved_total_steps} optimizer "
+                f"steps, this run would give {int(estimate)}; continuing the checkpoint's schedule"
+            )
+        return self._resolved_total_steps

@@ -9,7 +9,6 @@ several devices (#2149, #3205), "tried to step N+2 times" on resume (#17296).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 from lightning_utilities.core.rank_zero import rank_zero_warn
 from typing_extensions import override
 
-from callbacks._lightning import LightningCallback, log_when_written
+from callbacks._lightning import StepScheduleCallback, log_when_written
 from callbacks.schedules import ONE_CYCLE_ANNEALERS, check_one_cycle_boundaries, one_cycle
 
 FloatOrList = float | Sequence[float]
@@ -51,7 +50,7 @@ def _per_group(name: str, value: FloatOrList, n_groups: int) -> list[float]:
     return [float(value)] * n_groups
 
 
-class OneCycleScheduler(LightningCallback):
+class OneCycleScheduler(StepScheduleCallback):
     """One-cycle LR and inverse momentum per optimizer step, equal to torch's ``OneCycleLR``.
 
     The values in effect for optimizer step ``i`` (0-based) are ``OneCycleLR``'s after ``i``
@@ -126,6 +125,7 @@ class OneCycleScheduler(LightningCallback):
         _check_positive("final_div_factor", final_div_factor)
         _check_momentum("base_momentum", base_momentum)
         _check_momentum("max_momentum", max_momentum)
+        super().__init__()
         self.max_lr = max_lr
         self.total_steps = total_steps
         self.pct_start = float(pct_start)
@@ -136,8 +136,6 @@ class OneCycleScheduler(LightningCallback):
         self.cycle_momentum = cycle_momentum
         self.base_momentum = base_momentum
         self.max_momentum = max_momentum
-        # Resolved at fit start (or restored from a checkpoint); the schedule's only state.
-        self._resolved_total_steps: int | None = None
         self._momentum_key: str | None = None
         self._warned_past_end = False
 
@@ -159,22 +157,12 @@ class OneCycleScheduler(LightningCallback):
     @override
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         # Here, not in on_fit_start: the checkpoint's callback state and optimizer state are loaded.
-        estimate = self.total_steps or trainer.estimated_stepping_batches
-        if self._resolved_total_steps is None:
-            if not math.isfinite(estimate):
-                raise ValueError(
-                    "OneCycleScheduler cannot infer total_steps for infinite training "
-                    "(max_epochs=-1 and max_steps=-1, or an iterable dataset without max_steps); "
-                    "pass total_steps= or set trainer max_steps"
-                )
-            self._resolved_total_steps = int(estimate)
-        elif math.isfinite(estimate) and int(estimate) != self._resolved_total_steps:
-            rank_zero_warn(
-                f"OneCycleScheduler: the checkpoint's cycle has total_steps="
-                f"{self._resolved_total_steps}, this run would give {int(estimate)}; continuing "
-                "the checkpoint's cycle so the schedule stays the same"
-            )
-        check_one_cycle_boundaries(self._resolved_total_steps, self.pct_start, self.three_phase)
+        total = self._resolve_total_steps(
+            self.total_steps or trainer.estimated_stepping_batches,
+            "training is infinite (max_epochs=-1 and max_steps=-1, or an iterable dataset "
+            "without max_steps); pass total_steps= or set trainer max_steps",
+        )
+        check_one_cycle_boundaries(total, self.pct_start, self.three_phase)
         self._apply(trainer, pl_module, log=False)
 
     @override
@@ -182,14 +170,6 @@ class OneCycleScheduler(LightningCallback):
         self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
     ) -> None:
         self._apply(trainer, pl_module, log=True)
-
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        return {"total_steps": self._resolved_total_steps}
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resolved_total_steps = state_dict.get("total_steps")
 
     def values_at(self, step: int, n_groups: int = 1) -> list[tuple[float, float]]:
         """``(lr, momentum)`` per param group for optimizer step ``step`` of the resolved cycle."""

@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lightning_utilities.core.rank_zero import rank_zero_warn
 from typing_extensions import override
 
-from callbacks._lightning import LightningCallback, log_when_written
+from callbacks._lightning import StepScheduleCallback, log_when_written
 from callbacks.schedules import DECAY_SHAPES, decay
 
 
-class TeacherForcingScheduler(LightningCallback):
+class TeacherForcingScheduler(StepScheduleCallback):
     """Set ``pl_module.<attr>`` before each training batch from a decay over optimizer steps.
 
     At optimizer step ``s`` the value is ``start + (end - start) * min(1, s / T)`` for the linear
@@ -79,13 +78,13 @@ class TeacherForcingScheduler(LightningCallback):
                 raise ValueError(f"TeacherForcingScheduler({name}={value!r}): expected an int >= 1")
         if not attr.isidentifier():
             raise ValueError(f"TeacherForcingScheduler(attr={attr!r}): expected an attribute name")
+        super().__init__()
         self.start = float(start)
         self.end = float(end)
         self.epochs = epochs
         self.steps = steps
         self.attr = attr
         self.shape = shape
-        self._resolved_total_steps: int | None = None
 
     @property
     @override
@@ -110,19 +109,11 @@ class TeacherForcingScheduler(LightningCallback):
         else:
             per_epoch = trainer.num_training_batches / trainer.accumulate_grad_batches
             estimate = self.epochs * math.ceil(per_epoch) if math.isfinite(per_epoch) else per_epoch
-        if self._resolved_total_steps is None:
-            if not math.isfinite(estimate):
-                raise ValueError(
-                    "TeacherForcingScheduler cannot count optimizer steps per epoch of an iterable "
-                    "dataset; pass steps= (the decay length in optimizer steps)"
-                )
-            self._resolved_total_steps = int(estimate)
-        elif math.isfinite(estimate) and int(estimate) != self._resolved_total_steps:
-            rank_zero_warn(
-                "TeacherForcingScheduler: the checkpoint's decay lasts "
-                f"{self._resolved_total_steps} steps, this run would give {int(estimate)}; "
-                "continuing the checkpoint's decay"
-            )
+        self._resolve_total_steps(
+            estimate,
+            "an iterable dataset has no known steps per epoch; pass steps= (the decay length "
+            "in optimizer steps)",
+        )
 
     @override
     def on_train_batch_start(
@@ -137,14 +128,6 @@ class TeacherForcingScheduler(LightningCallback):
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         setattr(pl_module, self.attr, 0.0)
-
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        return {"total_steps": self._resolved_total_steps}
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resolved_total_steps = state_dict.get("total_steps")
 
     def value_at(self, step: int) -> float:
         """Teacher-forcing probability for optimizer step ``step`` of the resolved decay."""

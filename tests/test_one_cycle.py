@@ -160,7 +160,9 @@ def test_one_cycle_raises_on_group_count_mismatch(trainer_kwargs: dict) -> None:
 
 
 def test_one_cycle_raises_on_infinite_training(trainer_kwargs: dict) -> None:
-    with pytest.raises(ValueError, match="cannot infer total_steps for infinite training"):
+    with pytest.raises(
+        ValueError, match="cannot infer its length in optimizer steps: training is infinite"
+    ):
         fit(trainer_kwargs, [OneCycleScheduler(max_lr=0.1)], max_epochs=-1)
 
 
@@ -197,7 +199,7 @@ def test_one_cycle_resume_keeps_checkpoint_cycle_when_epochs_change(
     resumed, recorder = OneCycleScheduler(max_lr=0.1), Recorder()
     trainer = pl.Trainer(callbacks=[resumed, recorder], **{**trainer_kwargs, "max_epochs": 4})
     with pytest.warns(
-        UserWarning, match="checkpoint's cycle has total_steps=45, this run would give 60"
+        UserWarning, match="checkpoint's schedule lasts 45 optimizer steps, this run would give 60"
     ):
         trainer.fit(make_toy_module(), ckpt_path=tmp_path / "step=20.ckpt")
     reference = torch_one_cycle_reference(45, 1, "sgd", max_lr=0.1)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from callbacks import OneCycleScheduler, TeacherForcingScheduler
@@ -168,7 +170,29 @@ def test_teacher_forcing_resume_keeps_checkpoint_length(
         **{**trainer_kwargs, "max_epochs": 2, "accumulate_grad_batches": 3},
     )
     with pytest.warns(
-        UserWarning, match="checkpoint's decay lasts 30 steps, this run would give 10"
+        UserWarning, match="checkpoint's schedule lasts 30 optimizer steps, this run would give 10"
     ):
         trainer.fit(module, ckpt_path=tmp_path / "step=7.ckpt")
     assert train_values(module)[7] == {1 - 7 / 30}
+
+
+def test_teacher_forcing_raises_on_iterable_data_without_steps(trainer_kwargs: dict) -> None:
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for _ in range(8):
+                x = torch.randn(7)
+                yield x, x.sum(0, keepdim=True)
+
+    module = make_toy_module()
+    module.train_dataloader = lambda: torch.utils.data.DataLoader(Stream(), batch_size=4)
+    trainer = pl.Trainer(callbacks=[TeacherForcingScheduler()], max_steps=4, **trainer_kwargs)
+    with pytest.raises(
+        ValueError, match="iterable dataset has no known steps per epoch; pass steps="
+    ):
+        trainer.fit(module)
+    module.pr_force = 0.0
+    trainer = pl.Trainer(
+        callbacks=[TeacherForcingScheduler(steps=4)], max_steps=4, **trainer_kwargs
+    )
+    trainer.fit(module)
+    assert only(train_values(module)[3]) == pytest.approx(0.25)
