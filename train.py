@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import logging
+import netrc
+import os
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -42,6 +45,52 @@ def resolve_gpus(trainer_cfg: DictConfig) -> None:
         trainer_cfg.strategy = "ddp"
 
 
+def wandb_api_key_available() -> bool:
+    """An API key in the environment or in ~/.netrc (what ``wandb login`` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def make_wandb_logger(
+    project: str,
+    save_dir: str,
+    name: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    offline: bool | None = None,
+    log_model: bool = False,
+) -> Any:
+    """A ``WandbLogger`` that never waits on the network: offline unless a key is configured."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    if offline is None:
+        offline = (
+            os.environ.get("WANDB_MODE") in ("offline", "dryrun") or not wandb_api_key_available()
+        )
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        project=project,
+        name=name,
+        group=group,
+        tags=tags,
+        save_dir=save_dir,
+        offline=offline,
+        log_model=log_model and not offline,
+    )
+
+
+def finish_wandb(loggers: list[Any]) -> None:
+    """Close the W&B run: several runs in one process need it, and W&B prints its sync command."""
+    if rank_zero_only.rank == 0 and any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        import wandb
+
+        wandb.finish()
+
+
 def instantiate_each(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a group such as ``callbacks`` or ``logger``."""
     if not group:
@@ -72,6 +121,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+    finish_wandb(loggers)
     if trainer.is_global_zero and best:
         print(f"checkpoint: {best}")
     return metrics
@@ -81,21 +131,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> None:
     try:
         resolve_gpus(cfg.trainer)
-        if isinstance(cfg.get("model"), str):
-            raise ConfigError(
-                f"model={cfg.model!r}: configs/model/ does not exist yet (no model in this "
-                "version); pass a config instead, e.g. 'model={_target_:my_pkg.MyModule}'"
-            )
     except ConfigError as err:
         raise SystemExit(f"error: {err}") from None
     print_config(cfg)
-    if cfg.get("model") is None:
-        print(
-            "No model selected, so nothing was trained: the translation model (model=seq2seq) "
-            "and DeViSE (model=devise) are not in this version yet. The callbacks in callbacks/ "
-            "are ready to use; see README.md."
-        )
-        return
     train(cfg)
 
 

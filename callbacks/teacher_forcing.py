@@ -16,6 +16,8 @@ from typing_extensions import override
 from callbacks._lightning import StepScheduleCallback, log_when_written
 from callbacks.schedules import DECAY_SHAPES, decay
 
+GRANULARITIES = ("step", "epoch")
+
 
 class TeacherForcingScheduler(StepScheduleCallback):
     """Set ``pl_module.<attr>`` before each training batch from a decay over optimizer steps.
@@ -26,6 +28,8 @@ class TeacherForcingScheduler(StepScheduleCallback):
     (validation, sanity check, test, predict) the attribute is 0.0, so evaluation never sees the
     reference. The value depends only on ``trainer.global_step``: no random numbers, the same on
     every DDP rank, and it continues exactly after a resume. It is logged as ``train/<attr>``.
+    With ``granularity="epoch"`` the value is held for a whole epoch at its value for the epoch's
+    first step; with the defaults that is the lesson's ``(10 - epoch) / 10``.
 
     Args:
         start: value at step 0.
@@ -34,11 +38,12 @@ class TeacherForcingScheduler(StepScheduleCallback):
         steps: length of the decay in optimizer steps.
         attr: name of the module attribute the decoder reads.
         shape: ``"linear"``, ``"cosine"`` or ``"exponential"``.
+        granularity: ``"step"`` (a new value every optimizer step) or ``"epoch"``.
 
     Raises:
         ValueError: on an argument out of range, or an exponential shape with ``start`` or
             ``end`` <= 0; at train start when the epoch length is unknown (iterable dataset)
-            and ``steps`` is not given.
+            and ``steps`` is not given or ``granularity="epoch"``.
         AttributeError: at setup when the module has no attribute ``attr``.
 
     Example::
@@ -56,6 +61,7 @@ class TeacherForcingScheduler(StepScheduleCallback):
         steps: int | None = None,
         attr: str = "pr_force",
         shape: str = "linear",
+        granularity: str = "step",
     ) -> None:
         if shape not in DECAY_SHAPES:
             raise ValueError(
@@ -76,6 +82,11 @@ class TeacherForcingScheduler(StepScheduleCallback):
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"TeacherForcingScheduler({name}={value!r}): expected an int >= 1")
+        if granularity not in GRANULARITIES:
+            raise ValueError(
+                f"TeacherForcingScheduler(granularity={granularity!r}) unknown; "
+                f"valid: {list(GRANULARITIES)}"
+            )
         if not attr.isidentifier():
             raise ValueError(f"TeacherForcingScheduler(attr={attr!r}): expected an attribute name")
         super().__init__()
@@ -85,6 +96,8 @@ class TeacherForcingScheduler(StepScheduleCallback):
         self.steps = steps
         self.attr = attr
         self.shape = shape
+        self.granularity = granularity
+        self._steps_per_epoch: int | None = None
 
     @property
     @override
@@ -104,22 +117,31 @@ class TeacherForcingScheduler(StepScheduleCallback):
 
     @override
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        per_epoch = trainer.num_training_batches / trainer.accumulate_grad_batches
+        self._steps_per_epoch = math.ceil(per_epoch) if math.isfinite(per_epoch) else None
+        unknown = (
+            "an iterable dataset has no known steps per epoch; pass steps= (the decay length "
+            "in optimizer steps) and granularity='step'"
+        )
+        if self.granularity == "epoch" and self._steps_per_epoch is None:
+            raise ValueError(f"TeacherForcingScheduler(granularity='epoch'): {unknown}")
         if self.steps is not None:
             estimate: float = self.steps
+        elif self._steps_per_epoch is None:
+            estimate = math.inf
         else:
-            per_epoch = trainer.num_training_batches / trainer.accumulate_grad_batches
-            estimate = self.epochs * math.ceil(per_epoch) if math.isfinite(per_epoch) else per_epoch
-        self._resolve_total_steps(
-            estimate,
-            "an iterable dataset has no known steps per epoch; pass steps= (the decay length "
-            "in optimizer steps)",
-        )
+            estimate = self.epochs * self._steps_per_epoch
+        self._resolve_total_steps(estimate, unknown)
 
     @override
     def on_train_batch_start(
         self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
     ) -> None:
-        value = self.value_at(trainer.global_step)
+        step = trainer.global_step
+        if self.granularity == "epoch":
+            assert self._steps_per_epoch is not None, "on_train_start checks it"
+            step = trainer.current_epoch * self._steps_per_epoch
+        value = self.value_at(step)
         setattr(pl_module, self.attr, value)
         log_when_written(trainer, pl_module, {f"train/{self.attr}": value})
 

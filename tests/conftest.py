@@ -40,3 +40,58 @@ def trainer_kwargs(tmp_path: Path) -> dict[str, Any]:
         "num_sanity_val_steps": 0,
         "limit_val_batches": 0,
     }
+
+
+def compose_train(output_dir: Path, *overrides: str) -> Any:
+    """The composed ``train.yaml`` as ``train.main`` sees it, writing under ``output_dir``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    import train
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(REPO_ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+        del cfg.hydra
+    train.resolve_gpus(cfg.trainer)  # as train.main does before train.train
+    return cfg
+
+
+# A small but real run: synthetic corpus, fastText vectors trained on it, the attention model.
+TINY_RUN = (
+    "data.train.n_pairs=2000",
+    "data.batch_size=32",
+    "data.src_vectors.epochs=2",
+    "data.tgt_vectors.epochs=2",
+    "model.net.enc_emb_dim=64",
+    "model.net.enc_hidden=64",
+    "model.net.dec_emb_dim=64",
+    "model.net.dec_hidden=64",
+    "model.net.attn_size=64",
+    "model.lr=1e-2",
+    "trainer=cpu",
+    "trainer.max_epochs=6",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "logger=csv",
+    "callbacks.teacher_forcing.epochs=4",
+    "~callbacks.rich_progress_bar",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Train the tiny run once per session; returns its config, metrics and checkpoint."""
+    import train
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    cfg = compose_train(out, *TINY_RUN, f"paths.data_dir={out / 'data'}")
+    metrics = train.train(cfg)
+    return {"cfg": cfg, "metrics": metrics, "dir": out, "ckpt": out / "checkpoints" / "last.ckpt"}

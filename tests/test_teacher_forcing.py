@@ -59,6 +59,19 @@ def test_lesson_schedule_at_epoch_starts(trainer_kwargs: dict) -> None:
         assert only(seen[epoch * 15]) == pytest.approx(max(0, (10 - epoch) / 10), abs=1e-12)
 
 
+def test_epoch_granularity_is_the_lesson_step_function(trainer_kwargs: dict) -> None:
+    module = make_toy_module()
+    callback = TeacherForcingScheduler(granularity="epoch")
+    trainer = pl.Trainer(
+        callbacks=[callback], max_epochs=12, accumulate_grad_batches=2, **trainer_kwargs
+    )
+    trainer.fit(module)
+    seen = train_values(module)
+    for epoch in range(12):
+        values = [only(seen[s]) for s in range(8 * epoch, 8 * epoch + 8)]  # 8 steps per epoch
+        assert values == pytest.approx([max(0.0, (10 - epoch) / 10)] * 8, abs=1e-12)
+
+
 @pytest.mark.parametrize(
     ("shape", "start", "end", "expected_mid"),
     [("cosine", 1.0, 0.0, 0.5), ("exponential", 0.8, 0.2, 0.4), ("linear", 1.0, 0.5, 0.75)],
@@ -125,6 +138,7 @@ def test_teacher_forcing_raises_naming_missing_attribute(trainer_kwargs: dict) -
         ({"epochs": 0}, "epochs=0"),
         ({"steps": 2.5}, "steps=2.5"),
         ({"attr": "pr-force"}, "attr='pr-force'"),
+        ({"granularity": "batch"}, r"valid: \['step', 'epoch'\]"),
     ],
 )
 def test_teacher_forcing_raises_on_bad_arguments(kwargs: dict, match: str) -> None:
@@ -187,7 +201,7 @@ def test_teacher_forcing_raises_on_iterable_data_without_steps(trainer_kwargs: d
     module.train_dataloader = lambda: torch.utils.data.DataLoader(Stream(), batch_size=4)
     trainer = pl.Trainer(callbacks=[TeacherForcingScheduler()], max_steps=4, **trainer_kwargs)
     with pytest.raises(
-        ValueError, match="iterable dataset has no known steps per epoch; pass steps="
+        ValueError, match="iterable dataset has no known steps per epoch; pass steps"
     ):
         trainer.fit(module)
     module.pr_force = 0.0

@@ -7,18 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 import train
 from callbacks import OneCycleScheduler, TeacherForcingScheduler
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TINY_RUN, compose_train
 
-TOY_MODEL = "model={_target_:tests.toy.make_toy_module,optimizer:adam,n_groups:2}"
+TOY_MODEL = ("~model", "+model={_target_:tests.toy.make_toy_module,optimizer:adam,n_groups:2}")
 
 
 def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -26,26 +24,22 @@ def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def compose_train(tmp_path: Path, *overrides: str) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(REPO_ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path)
-        cfg.paths.log_dir = str(tmp_path)
-        del cfg.hydra
-    train.resolve_gpus(cfg.trainer)  # as train.main does before train.train
-    return cfg
-
-
-def test_default_run_prints_config_and_trains_nothing(tmp_path: Path) -> None:
-    proc = run_train(cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "trainer:" in proc.stdout and "_target_: pytorch_lightning.Trainer" in proc.stdout
-    assert "nothing was trained" in proc.stdout
-    assert not any(line.startswith("checkpoint:") for line in proc.stdout.splitlines())
-    assert not (tmp_path / "run" / "checkpoints").exists()
+def test_train_py_trains_and_prints_checkpoint_last(tmp_path: Path) -> None:
+    overrides = [o for o in TINY_RUN if not o.startswith(("logger=", "trainer.max_epochs"))]
+    proc = run_train(
+        *overrides,
+        "data.train.n_pairs=500",
+        "trainer.max_epochs=1",
+        f"paths.data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "_target_: lit_seq2seq.module.Seq2SeqModule" in proc.stdout  # the config is printed
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).is_file()
+    offline_runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1, "W&B ran offline, without network"
+    assert "wandb sync" in proc.stdout + proc.stderr
 
 
 @pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="needs a machine with fewer than 2 GPUs")
@@ -58,10 +52,10 @@ def test_gpus_without_enough_cuda_is_one_clear_line(tmp_path: Path) -> None:
     ]
 
 
-def test_unknown_model_name_is_a_clear_error(tmp_path: Path) -> None:
-    proc = run_train("model=seq2seq", cwd=tmp_path)
+def test_unknown_model_name_lists_the_choices(tmp_path: Path) -> None:
+    proc = run_train("model=seq3seq", cwd=tmp_path)
     assert proc.returncode != 0
-    assert "error: model='seq2seq': configs/model/ does not exist yet" in proc.stderr
+    assert "Could not find 'model/seq3seq'" in proc.stderr and "seq2seq" in proc.stderr
 
 
 def test_gpus_shortcut_translation(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,7 +70,9 @@ def test_gpus_shortcut_translation(monkeypatch: pytest.MonkeyPatch) -> None:
         train.resolve_gpus(OmegaConf.create({"gpus": 0}))
 
 
-@pytest.mark.parametrize("choice", ["default", "seq2seq", "one_cycle_lesson", "none"])
+@pytest.mark.parametrize(
+    "choice", ["default", "seq2seq", "seq2seq_lesson", "one_cycle_use_clr_beta", "none"]
+)
 def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
     cfg = compose_train(tmp_path, f"callbacks={choice}")
     callbacks = train.instantiate_each(cfg.callbacks)
@@ -85,19 +81,27 @@ def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
         "default": {"ModelCheckpoint", "RichProgressBar"},
         "seq2seq": {"ModelCheckpoint", "RichProgressBar", "OneCycleScheduler"}
         | {"TeacherForcingScheduler"},
-        "one_cycle_lesson": {"OneCycleScheduler"},
+        "seq2seq_lesson": {"ModelCheckpoint", "RichProgressBar", "OneCycleScheduler"}
+        | {"TeacherForcingScheduler"},
+        "one_cycle_use_clr_beta": {"OneCycleScheduler"},
         "none": set(),
     }[choice]
     assert types == expected
-    lesson = [c for c in callbacks if isinstance(c, OneCycleScheduler)]
-    if choice == "one_cycle_lesson":
-        assert lesson[0].three_phase and lesson[0].anneal_strategy == "linear"
+    one_cycle = [c for c in callbacks if isinstance(c, OneCycleScheduler)]
+    if choice == "one_cycle_use_clr_beta":
+        assert one_cycle[0].three_phase and one_cycle[0].anneal_strategy == "linear"
+    if choice == "seq2seq_lesson":
+        assert (one_cycle[0].pct_start, one_cycle[0].div_factor) == (0.1, 20.0)
+        assert not one_cycle[0].cycle_momentum and one_cycle[0].final_div_factor == 1.0
+        assert one_cycle[0].max_lr == cfg.model.lr
 
 
-def test_train_fits_with_callbacks_from_config(tmp_path: Path) -> None:
+def test_train_fits_any_lightning_module_with_callbacks_from_config(tmp_path: Path) -> None:
     cfg = compose_train(
         tmp_path,
-        TOY_MODEL,
+        *TOY_MODEL,
+        "~data",
+        "logger=csv",
         "callbacks=seq2seq",
         "callbacks.teacher_forcing.epochs=2",
         "callbacks.one_cycle.max_lr=[0.02,0.01]",
@@ -119,24 +123,71 @@ def test_train_fits_with_callbacks_from_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.ddp
-def test_train_py_cli_fits_on_two_cpu_processes(tmp_path: Path) -> None:
+def test_train_py_seq2seq_on_two_cpu_processes(tmp_path: Path) -> None:
+    overrides = [o for o in TINY_RUN if not o.startswith(("trainer=", "trainer.max_epochs"))]
     proc = run_train(
-        TOY_MODEL,
-        "callbacks=seq2seq",
+        *overrides,
         "trainer=ddp_cpu",
         "trainer.max_epochs=2",
-        "trainer.log_every_n_steps=1",
-        "~callbacks.rich_progress_bar",
-        "trainer.enable_progress_bar=false",
+        "data.train.n_pairs=457",  # 411 train pairs: not a multiple of 2 ranks x 32
+        f"paths.data_dir={tmp_path / 'data'}",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["run"], "one output directory for both ranks"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "one output dir"
     with open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv") as f:
-        steps = {r["step"] for r in csv.DictReader(f) if r["train/lr_pg0"]}
-    assert len(steps) == 2 * 8  # 60 samples -> 30 per rank -> 8 batches of 4 per epoch
+        rows = list(csv.DictReader(f))
+    steps = {r["step"] for r in rows if r["train/lr"]}
+    assert len(steps) == 2 * 7  # ceil(411 / (2 x 32)) = 7 batches per rank per epoch
+    assert any(r["val/bleu"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "bidirectional", "attention", "teacher_forcing", "lr", "epochs"),
+    [
+        ("seq2seq_base", False, False, False, 3e-3, 12),
+        ("seq2seq_bidir", True, False, False, 3e-3, 12),
+        ("seq2seq_tf", False, False, True, 3e-3, 12),
+        ("seq2seq_attn", False, True, True, 2e-3, 15),
+        ("seq2seq_all", True, True, True, 2e-3, 15),
+        ("seq2seq_modern", True, True, True, 2e-3, 15),
+    ],
+)
+def test_lesson_experiments(
+    tmp_path: Path,
+    name: str,
+    bidirectional: bool,
+    attention: bool,
+    teacher_forcing: bool,
+    lr: float,
+    epochs: int,
+) -> None:
+    cfg = compose_train(tmp_path, f"experiment={name}", "data=tatoeba_questions")
+    module = hydra.utils.instantiate(cfg.model)
+    net = module.config
+    assert (net.bidirectional, net.attention, net.tie_weights) == (bidirectional, attention, True)
+    assert (net.enc_emb_dim, net.enc_hidden, net.dec_hidden, net.enc_layers) == (300, 256, 300, 2)
+    assert (net.enc_emb_dropout, net.enc_dropout, net.dec_dropout, net.out_dropout) == (
+        0.15, 0.25, 0.1, 0.35,
+    )  # fmt: skip
+    assert module.hparams.lr == lr and tuple(module.hparams.betas) == (0.8, 0.99)
+    assert cfg.trainer.max_epochs == epochs and cfg.data.batch_size == 125
+    assert cfg.experiment_name == name
+    callbacks = {type(c).__name__: c for c in train.instantiate_each(cfg.callbacks)}
+    assert ("TeacherForcingScheduler" in callbacks) == teacher_forcing
+    assert callbacks["OneCycleScheduler"].max_lr == lr
+    if name == "seq2seq_modern":
+        assert callbacks["OneCycleScheduler"].cycle_momentum
+        assert callbacks["TeacherForcingScheduler"].shape == "cosine"
+    else:
+        assert not callbacks["OneCycleScheduler"].cycle_momentum
+        if teacher_forcing:
+            assert callbacks["TeacherForcingScheduler"].granularity == "epoch"
+    datamodule = hydra.utils.instantiate(cfg.data)
+    assert str(datamodule.corpora["valid"].path).endswith("fra-eng/questions.valid.tsv")
+    assert datamodule.emb_dims == {"src": 300, "tgt": 300}
 
 
 def test_callbacks_are_importable_by_name() -> None:

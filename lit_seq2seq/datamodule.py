@@ -1,0 +1,383 @@
+"""``TranslationDataModule``: corpus -> spaCy tokens -> vocab -> ids -> length-aware batches.
+
+``prepare_data`` (rank 0 only) reads, tokenises, splits, builds both vocabularies on the training
+split, truncates training pairs at length percentiles, numericalises and looks up word vectors, and
+writes all of it to ``cache_dir/<hash>/`` as NumPy and JSON; the hash covers the corpus files and
+every setting that changes the result, so an unchanged configuration reuses the cache. ``setup``
+(every rank) only loads. What was dropped, truncated or unknown is counted in ``report.json`` and
+logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import spacy
+from rich.progress import Progress
+from torch.utils.data import DataLoader
+
+from lit_seq2seq.corpus import Corpus, ReadStats
+from lit_seq2seq.dataset import Collate, PairDataset, Ragged
+from lit_seq2seq.sampler import SortishSampler, SortSampler
+from lit_seq2seq.tokenizer import Tokenizer
+from lit_seq2seq.vocab import Vocab
+from lit_seq2seq.wordvecs import VectorSource, embedding_matrix, lookup
+
+log = logging.getLogger(__name__)
+CACHE_FORMAT = 1
+SPLITS = ("train", "valid", "test")
+
+
+def _hash(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class TranslationDataModule(pl.LightningDataModule):
+    """French -> English pairs, tokenised, numericalised, cached, and batched by length.
+
+    Args:
+        train: the training corpus (see corpus.py).
+        valid: a validation corpus; ``None`` splits ``valid_fraction`` of ``train`` off instead.
+        test: an optional test corpus.
+        valid_fraction: share of distinct English sentences held out when ``valid`` is ``None``
+            (split by English sentence, so no reference appears in both splits).
+        split_seed: seed of that split. lowercase: lowercase tokens. n_process: spaCy ``nlp.pipe``
+        processes. max_vocab: most entries per vocabulary, specials included (lesson: 40,000).
+        min_freq: least training count for a word to get its own entry. src_len_percentile: French
+        training sequences are cut at this length percentile (lesson: 97). tgt_len_percentile:
+        English training sequences are cut at this percentile (lesson: 99). batch_size: most pairs
+        per training batch on each device (lesson: 125). eval_batch_size: most pairs per
+        validation/test batch; default ``batch_size``. chunk_batches: batches per length-sorted
+        chunk of the sort-ish training sampler. num_workers: DataLoader workers. seed: sort-ish
+        shuffling seed, shared by all ranks. src_vectors: French word vectors for the encoder
+        embedding. tgt_vectors: English word vectors for the decoder embedding. src_emb_dim: encoder
+        embedding size the vectors must have. tgt_emb_dim: decoder embedding size the vectors must
+        have. cache_dir: where prepared data goes.
+    """
+
+    def __init__(
+        self,
+        train: Corpus,
+        valid: Corpus | None = None,
+        test: Corpus | None = None,
+        valid_fraction: float = 0.1,
+        split_seed: int = 42,
+        lowercase: bool = True,
+        n_process: int = 1,
+        max_vocab: int = 40_000,
+        min_freq: int = 1,
+        src_len_percentile: float = 97.0,
+        tgt_len_percentile: float = 99.0,
+        batch_size: int = 125,
+        eval_batch_size: int | None = None,
+        chunk_batches: int = 50,
+        num_workers: int = 0,
+        seed: int = 0,
+        src_vectors: VectorSource | None = None,
+        tgt_vectors: VectorSource | None = None,
+        src_emb_dim: int = 300,
+        tgt_emb_dim: int = 300,
+        cache_dir: str | Path = "data/cache",
+    ) -> None:
+        super().__init__()
+        if not 0 < valid_fraction < 1:
+            raise ValueError(f"valid_fraction={valid_fraction}: expected 0 < fraction < 1")
+        for name, pct in (("src", src_len_percentile), ("tgt", tgt_len_percentile)):
+            if not 0 < pct <= 100:
+                raise ValueError(f"{name}_len_percentile={pct}: expected 0 < percentile <= 100")
+        self.corpora = {"train": train, "valid": valid, "test": test}
+        self.valid_fraction, self.split_seed = valid_fraction, split_seed
+        self.lowercase, self.n_process = lowercase, n_process
+        self.max_vocab, self.min_freq = max_vocab, min_freq
+        self.percentiles = {"src": src_len_percentile, "tgt": tgt_len_percentile}
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.chunk_batches, self.num_workers, self.seed = chunk_batches, num_workers, seed
+        self.vectors = {"src": src_vectors or VectorSource(), "tgt": tgt_vectors or VectorSource()}
+        self.emb_dims = {"src": src_emb_dim, "tgt": tgt_emb_dim}
+        self.cache_root = Path(cache_dir)
+        self.src_vocab: Vocab | None = None
+        self.tgt_vocab: Vocab | None = None
+        self.datasets: dict[str, PairDataset] = {}
+        self.report: dict[str, Any] = {}
+        self.pretrained: dict[str, np.ndarray] = {}
+
+    # -- cache keys -------------------------------------------------------------------------
+    def _data_key(self) -> str:
+        return _hash(
+            {
+                "format": CACHE_FORMAT,
+                "corpora": {k: c.fingerprint() if c else None for k, c in self.corpora.items()},
+                "tokenizer": {"lowercase": self.lowercase, "spacy": spacy.__version__},
+                "split": [self.valid_fraction, self.split_seed],
+                "vocab": [self.max_vocab, self.min_freq],
+                "percentiles": self.percentiles,
+            }
+        )
+
+    def _vectors_key(self) -> str:
+        return _hash({k: [vars(self.vectors[k]), self.emb_dims[k]] for k in ("src", "tgt")})
+
+    @property
+    def cache_path(self) -> Path:
+        return self.cache_root / self._data_key()
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.cache_path / f"vectors-{self._vectors_key()}"
+
+    # -- preparation (rank 0) -----------------------------------------------------------------
+    def prepare_data(self) -> None:
+        if not (self.cache_path / "report.json").is_file():
+            self._prepare_tokens()
+        if not (self.vectors_path / "report.json").is_file():
+            self._prepare_vectors()
+        self._log_report()
+
+    def _read_and_tokenize(self, split: str, corpus: Corpus, progress: Progress) -> dict[str, Any]:
+        stats = ReadStats()
+        pairs = list(corpus.pairs(stats))
+        task = progress.add_task(f"tokenising {split}", total=2 * len(pairs))
+        out: dict[str, Any] = {"read": vars(stats)}
+        for side, lang, column in (("src", "fr", 0), ("tgt", "en", 1)):
+            tokenizer = Tokenizer(lang, self.lowercase, self.n_process)
+            tokens = []
+            for toks in tokenizer.pipe(p[column] for p in pairs):
+                tokens.append(toks)
+                progress.advance(task)
+            out[side] = tokens
+        keep = [i for i, (s, t) in enumerate(zip(out["src"], out["tgt"], strict=True)) if s and t]
+        out["dropped_empty_tokens"] = len(pairs) - len(keep)
+        out["src"] = [out["src"][i] for i in keep]
+        out["tgt"] = [out["tgt"][i] for i in keep]
+        if not keep:
+            raise ValueError(
+                f"the {split} corpus is empty after reading and filtering ({stats.summary()}); "
+                "make sure the file, its columns and the filter patterns are right"
+            )
+        return out
+
+    def _split_valid(self, train: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Hold out ``valid_fraction`` of the distinct English sentences, with all their pairs."""
+        english = [" ".join(t) for t in train["tgt"]]
+        distinct = sorted(set(english))
+        rng = np.random.default_rng(self.split_seed)
+        n_valid = max(1, round(len(distinct) * self.valid_fraction))
+        held = {distinct[i] for i in rng.permutation(len(distinct))[:n_valid]}
+        parts: dict[bool, dict[str, list]] = {
+            True: {"src": [], "tgt": []},
+            False: {"src": [], "tgt": []},
+        }
+        for s, t, e in zip(train["src"], train["tgt"], english, strict=True):
+            parts[e in held]["src"].append(s)
+            parts[e in held]["tgt"].append(t)
+        if not parts[False]["src"]:
+            raise ValueError("valid_fraction leaves no training pairs; lower it or add data")
+        return {**train, **parts[False]}, {**parts[True], "read": None, "dropped_empty_tokens": 0}
+
+    def _prepare_tokens(self) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="prep-", dir=self._mkdir_root()))
+        report: dict[str, Any] = {"splits": {}}
+        with Progress(transient=True) as progress:
+            data = {
+                split: self._read_and_tokenize(split, corpus, progress)
+                for split, corpus in self.corpora.items()
+                if corpus is not None
+            }
+        if "valid" not in data:
+            data["train"], data["valid"] = self._split_valid(data["train"])
+            report["valid_split"] = (
+                f"{self.valid_fraction:.0%} of English sentences, seed {self.split_seed}"
+            )
+        vocabs, limits = {}, {}
+        for side in ("src", "tgt"):
+            vocab = Vocab.build(data["train"][side], self.max_vocab, self.min_freq)
+            counts = np.zeros(len(vocab), dtype=np.int64)
+            for sentence in data["train"][side]:
+                for token in sentence:
+                    index = vocab.stoi.get(token)
+                    if index is not None:
+                        counts[index] += 1
+            vocabs[side] = vocab
+            vocab.save(tmp / f"vocab_{side}.json")
+            (tmp / f"counts_{side}.json").write_text(json.dumps(counts.tolist()))
+            lengths = [len(s) + 1 for s in data["train"][side]]  # + eos
+            limits[side] = max(2, int(np.percentile(lengths, self.percentiles[side])))
+        for split, part in data.items():
+            info: dict[str, Any] = {
+                "pairs": len(part["src"]),
+                "read": part["read"],
+                "dropped_empty_after_tokenising": part["dropped_empty_tokens"],
+            }
+            truncated = np.zeros(len(part["src"]), dtype=bool)
+            for side in ("src", "tgt"):
+                vocab, limit = vocabs[side], limits[side]
+                ids = [vocab.encode(s) for s in part[side]]
+                n_tokens = sum(len(s) for s in part[side])
+                n_unk = sum(row.count(vocab.unk_idx) for row in ids)
+                info[f"{side}_unk_rate"] = n_unk / max(1, n_tokens)
+                if split == "train":
+                    long = np.array([len(row) > limit for row in ids], dtype=bool)
+                    truncated |= long
+                    ids = [
+                        [*row[: limit - 1], vocab.eos_idx] if len(row) > limit else row
+                        for row in ids
+                    ]
+                else:
+                    info[f"{side}_longer_than_train_limit"] = sum(len(row) > limit for row in ids)
+                Ragged.from_lists(ids).save(tmp / f"{split}_{side}")
+            if split == "train":
+                info["truncated_pairs"] = int(truncated.sum())
+            report["splits"][split] = info
+        report["length_limits"] = {**limits, "percentiles": self.percentiles}
+        report["vocab_sizes"] = {k: len(v) for k, v in vocabs.items()}
+        (tmp / "report.json").write_text(json.dumps(report, indent=1))
+        self._publish(tmp, self.cache_path)
+
+    def _prepare_vectors(self) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="vec-", dir=self._mkdir_root()))
+        report = {}
+        for side in ("src", "tgt"):
+            vocab = Vocab.load(self.cache_path / f"vocab_{side}.json")
+            counts = json.loads((self.cache_path / f"counts_{side}.json").read_text())
+            sentences: list[list[str]] = []
+            if self.vectors[side].kind == "train":
+                train = Ragged.load(self.cache_path / f"train_{side}")
+                sentences = [vocab.decode(train[i]) for i in range(len(train))]
+            found = lookup(self.vectors[side], vocab.itos, self.emb_dims[side], sentences)
+            matrix, report[side] = embedding_matrix(
+                vocab.itos, counts, found, self.emb_dims[side], self.vectors[side].scale, self.seed
+            )
+            report[side]["source"] = vars(self.vectors[side])
+            np.save(tmp / f"{side}.npy", matrix)
+        (tmp / "report.json").write_text(json.dumps(report, indent=1))
+        self._publish(tmp, self.vectors_path)
+
+    def _mkdir_root(self) -> Path:
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        return self.cache_root
+
+    @staticmethod
+    def _publish(tmp: Path, final: Path) -> None:
+        """Move a finished directory into place, so a crash never leaves half a cache."""
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(final)
+
+    def _log_report(self) -> None:
+        report = json.loads((self.cache_path / "report.json").read_text())
+        vectors = json.loads((self.vectors_path / "report.json").read_text())
+        for split, info in report["splits"].items():
+            read = info["read"]
+            read_text = (
+                f"{read['lines']} lines, {read['kept']} kept, skipped {read['skipped'] or 'none'}"
+                if read
+                else "held out of train"
+            )
+            log.info(
+                "%s: %d pairs (%s); %d empty after tokenising; unk rate fr %.2f%% en %.2f%%%s",
+                split,
+                info["pairs"],
+                read_text,
+                info["dropped_empty_after_tokenising"],
+                100 * info["src_unk_rate"],
+                100 * info["tgt_unk_rate"],
+                f"; {info['truncated_pairs']} truncated" if "truncated_pairs" in info else "",
+            )
+        limits = report["length_limits"]
+        log.info("length limits (eos included): fr %d, en %d", limits["src"], limits["tgt"])
+        for side, lang in (("src", "fr"), ("tgt", "en")):
+            v = vectors[side]
+            log.info(
+                "%s vectors (%s): %d/%d words (%.1f%% of tokens), scale %.3g; most frequent "
+                "missing: %s",
+                lang,
+                v["source"]["kind"],
+                v["found"],
+                v["vocab"],
+                100 * v["token_coverage"],
+                v["scale"],
+                ", ".join(v["top_missing"][:10]) or "none",
+            )
+
+    # -- loading (every rank) -----------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        path = self.cache_path
+        if not (path / "report.json").is_file():
+            raise RuntimeError(f"no prepared data in {path}; call prepare_data() first")
+        self.src_vocab = Vocab.load(path / "vocab_src.json")
+        self.tgt_vocab = Vocab.load(path / "vocab_tgt.json")
+        self.report = json.loads((path / "report.json").read_text())
+        self.report["vectors"] = json.loads((self.vectors_path / "report.json").read_text())
+        for split in SPLITS:
+            if (path / f"{split}_src.flat.npy").is_file():
+                self.datasets[split] = PairDataset(
+                    Ragged.load(path / f"{split}_src"), Ragged.load(path / f"{split}_tgt")
+                )
+        self.pretrained = {s: np.load(self.vectors_path / f"{s}.npy") for s in ("src", "tgt")}
+
+    def translation_info(self) -> dict[str, Any]:
+        """What translation needs besides weights: stored in the checkpoint."""
+        assert self.src_vocab is not None and self.tgt_vocab is not None, "call setup() first"
+        return {
+            "src_vocab": self.src_vocab.itos,
+            "tgt_vocab": self.tgt_vocab.itos,
+            "src_lang": "fr",
+            "tgt_lang": "en",
+            "lowercase": self.lowercase,
+            "max_tgt_len": int(self.report["length_limits"]["tgt"]),
+        }
+
+    # -- loaders ------------------------------------------------------------------------------
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if trainer.world_size > 1 and getattr(connector, "use_distributed_sampler", False):
+            raise RuntimeError(
+                "TranslationDataModule shards batches itself; set trainer.use_distributed_sampler="
+                "false (configs/trainer/default.yaml does)"
+            )
+        return trainer.world_size, trainer.global_rank
+
+    def _loader(self, split: str, sampler: Any) -> DataLoader:
+        assert self.src_vocab is not None
+        return DataLoader(
+            self.datasets[split],
+            batch_sampler=sampler,
+            collate_fn=Collate(self.src_vocab.pad_idx),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = self._ranks()
+        lengths = self.datasets["train"].src.lengths()
+        sampler = SortishSampler(
+            lengths, self.batch_size, world, rank, self.seed, self.chunk_batches
+        )
+        return self._loader("train", sampler)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        world, rank = self._ranks()
+        lengths = self.datasets[split].src.lengths()
+        return self._loader(split, SortSampler(lengths, self.eval_batch_size, world, rank))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        if "test" not in self.datasets:
+            raise RuntimeError("no test corpus configured (data.test)")
+        return self._eval_loader("test")

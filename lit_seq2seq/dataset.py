@@ -1,0 +1,101 @@
+"""Numericalised sentence pairs, their on-disk form, and the padded batch.
+
+Token ids of many sentences are stored ragged: one flat int32 array plus offsets, saved as ``.npy``
+(no pickle), memory-mapped on load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class Ragged:
+    """Variable-length int sequences as ``flat`` values and ``offsets`` (len n + 1)."""
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
+        self.flat, self.offsets = flat, offsets
+
+    @classmethod
+    def from_lists(cls, seqs: Sequence[Sequence[int]]) -> Ragged:
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(offsets[-1]))
+        return cls(flat, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def save(self, path: Path) -> None:
+        np.save(path.with_suffix(".flat.npy"), self.flat)
+        np.save(path.with_suffix(".offsets.npy"), self.offsets)
+
+    @classmethod
+    def load(cls, path: Path) -> Ragged:
+        flat = np.load(path.with_suffix(".flat.npy"), mmap_mode="r", allow_pickle=False)
+        offsets = np.load(path.with_suffix(".offsets.npy"), allow_pickle=False)
+        return cls(flat, offsets)
+
+
+class PairDataset(Dataset):
+    """Source and target id sequences (each ending with eos), index-aligned."""
+
+    def __init__(self, src: Ragged, tgt: Ragged) -> None:
+        if len(src) != len(tgt):
+            raise ValueError(f"PairDataset: {len(src)} sources but {len(tgt)} targets")
+        self.src, self.tgt = src, tgt
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.src[i], self.tgt[i]
+
+
+class Batch(NamedTuple):
+    """A padded batch; padding is at the end of each row.
+
+    Attributes:
+        src: (batch, src_len) source ids.
+        src_lengths: (batch,) real source lengths, eos included.
+        tgt: (batch, tgt_len) target ids, eos included, no bos.
+        tgt_lengths: (batch,) real target lengths.
+    """
+
+    src: torch.Tensor
+    src_lengths: torch.Tensor
+    tgt: torch.Tensor
+    tgt_lengths: torch.Tensor
+
+
+def pad_batch(seqs: Sequence[np.ndarray], pad_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, max_len) long tensor padded at the end, and the (batch,) lengths."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), int(lengths.max())), pad_idx, dtype=torch.long)
+    for row, seq in zip(out, seqs, strict=True):
+        row[: len(seq)] = torch.from_numpy(np.asarray(seq, dtype=np.int64))
+    return out, lengths
+
+
+class Collate:
+    """Pad sources and targets at the end with the pad index (a picklable callable for workers)."""
+
+    def __init__(self, pad_idx: int) -> None:
+        self.pad_idx = pad_idx
+
+    def __call__(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> Batch:
+        src, src_lengths = pad_batch([s for s, _ in items], self.pad_idx)
+        tgt, tgt_lengths = pad_batch([t for _, t in items], self.pad_idx)
+        return Batch(src, src_lengths, tgt, tgt_lengths)

@@ -1,0 +1,174 @@
+"""``Seq2Seq``: encoder + decoder loop with teacher forcing; a plain ``nn.Module`` (no Lightning).
+
+One model covers the lesson's five stages through flags: ``bidirectional`` (seq2seq_bidir), teacher
+forcing through ``pr_force`` (seq2seq_tf), ``attention`` (seq2seq_attn) and all of them
+(seq2seq_all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from lit_seq2seq.decoder import Decoder, Memory
+from lit_seq2seq.encoder import Encoder, Hidden
+
+TEACHER_FORCING = ("step", "token")
+
+
+@dataclass
+class Seq2SeqConfig:
+    """Network hyperparameters; the defaults are the lesson's ``Seq2SeqRNN_All``.
+
+    Attributes:
+        rnn_type: ``gru`` or ``lstm``, for encoder and decoder.
+        enc_emb_dim: encoder embedding size (fastText: 300).
+        enc_hidden: encoder hidden size per direction.
+        enc_layers: encoder layers (must equal ``dec_layers``: each initialises one).
+        enc_dropout: between encoder layers.
+        enc_emb_dropout: on encoder embeddings.
+        bidirectional: bidirectional encoder.
+        dec_emb_dim: decoder embedding size.
+        dec_hidden: decoder hidden size.
+        dec_layers: decoder layers.
+        dec_dropout: between decoder layers.
+        out_dropout: before the output layer.
+        attention: additive attention over the encoder outputs.
+        attn_size: attention hidden size.
+        tie_weights: output layer shares the decoder embedding.
+        teacher_forcing: ``step`` flips one coin per decoder step for the whole batch (lesson);
+            ``token`` flips one per target token.
+    """
+
+    rnn_type: str = "gru"
+    enc_emb_dim: int = 300
+    enc_hidden: int = 256
+    enc_layers: int = 2
+    enc_dropout: float = 0.25
+    enc_emb_dropout: float = 0.15
+    bidirectional: bool = True
+    dec_emb_dim: int = 300
+    dec_hidden: int = 300
+    dec_layers: int = 2
+    dec_dropout: float = 0.1
+    out_dropout: float = 0.35
+    attention: bool = True
+    attn_size: int = 300
+    tie_weights: bool = True
+    teacher_forcing: str = "step"
+
+    def __post_init__(self) -> None:
+        if self.enc_layers != self.dec_layers:
+            raise ValueError(
+                f"enc_layers={self.enc_layers} but dec_layers={self.dec_layers}: the encoder's "
+                "final state initialises the decoder layer for layer, so they must be equal"
+            )
+        if self.teacher_forcing not in TEACHER_FORCING:
+            raise ValueError(
+                f"teacher_forcing={self.teacher_forcing!r} unknown; valid: {list(TEACHER_FORCING)}"
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Seq2Seq(nn.Module):
+    """French ids in, English logits out.
+
+    Args:
+        config: network hyperparameters.
+        src_vocab_size: source vocabulary size.
+        tgt_vocab_size: target vocabulary size.
+        pad_idx: padding id (both vocabularies).
+        bos_idx: first decoder input.
+        eos_idx: end of sentence.
+    """
+
+    def __init__(
+        self,
+        config: Seq2SeqConfig,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        pad_idx: int = 1,
+        bos_idx: int = 0,
+        eos_idx: int = 2,
+    ) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.pad_idx, self.bos_idx, self.eos_idx = pad_idx, bos_idx, eos_idx
+        self.encoder = Encoder(
+            src_vocab_size, c.enc_emb_dim, c.enc_hidden, c.enc_layers, c.enc_dropout,
+            c.enc_emb_dropout, c.rnn_type, c.bidirectional, c.dec_hidden, pad_idx,
+        )  # fmt: skip
+        self.decoder = Decoder(
+            tgt_vocab_size, c.dec_emb_dim, c.dec_hidden, c.dec_layers, c.dec_dropout,
+            c.out_dropout, c.rnn_type, self.encoder.output_size, c.attention, c.attn_size,
+            c.tie_weights, pad_idx,
+        )  # fmt: skip
+
+    def load_pretrained(self, src: np.ndarray | None, tgt: np.ndarray | None) -> None:
+        """Copy word-vector initialisations into the embeddings (shapes must match)."""
+        for name, emb, matrix in (
+            ("src", self.encoder.embedding, src),
+            ("tgt", self.decoder.embedding, tgt),
+        ):
+            if matrix is None:
+                continue
+            if tuple(matrix.shape) != tuple(emb.weight.shape):
+                raise ValueError(
+                    f"{name} vectors have shape {tuple(matrix.shape)} but the embedding is "
+                    f"{tuple(emb.weight.shape)}; make sure data and model embedding sizes agree"
+                )
+            with torch.no_grad():
+                emb.weight.copy_(torch.from_numpy(matrix))
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, Hidden]:
+        """Encoder side of a batch: (Memory, initial decoder state); see ``Encoder.forward``."""
+        outputs, hidden = self.encoder(src, src_lengths)
+        attention = self.decoder.attention
+        keys = attention.project_keys(outputs) if attention is not None else None
+        return Memory(outputs, keys, src != self.pad_idx), hidden
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_lengths: torch.Tensor,
+        tgt: torch.Tensor,
+        pr_force: float = 0.0,
+        return_attention: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run the decoder for ``tgt_len`` steps, feeding targets with probability ``pr_force``.
+
+        Args:
+            src: (batch, src_len) source ids.
+            src_lengths: (batch,) source lengths.
+            tgt: (batch, tgt_len) target ids (eos included, no bos).
+            pr_force: probability of feeding the reference token instead of the prediction.
+            return_attention: also return the attention weights.
+
+        Returns:
+            logits: (batch, tgt_len, tgt_vocab).
+            attention: (batch, tgt_len, src_len), or None.
+        """
+        memory, hidden = self.encode(src, src_lengths)
+        prev = torch.full_like(tgt[:, 0], self.bos_idx)  # (batch,)
+        logits, weights = [], []
+        for i in range(tgt.size(1)):
+            step_logits, hidden, w = self.decoder.step(prev, hidden, memory)
+            logits.append(step_logits)
+            if return_attention and w is not None:
+                weights.append(w)
+            prev = step_logits.argmax(-1)
+            if pr_force > 0:
+                if self.config.teacher_forcing == "step":
+                    if torch.rand(()) < pr_force:
+                        prev = tgt[:, i]
+                else:
+                    force = torch.rand(prev.shape, device=prev.device) < pr_force
+                    prev = torch.where(force, tgt[:, i], prev)
+        attention = torch.stack(weights, 1) if weights else None
+        return torch.stack(logits, 1), attention

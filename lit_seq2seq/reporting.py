@@ -1,0 +1,69 @@
+"""Sample translations and attention heatmaps, sent to whichever logger the run has.
+
+W&B gets a table and images; without W&B the same go to files under the logger's directory
+(``samples/step<N>.tsv``, ``attention/step<N>.png``), so a CSV or TensorBoard run loses nothing.
+These run on rank 0 only, so nothing here may call a collective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lit_seq2seq.plots import attention_figure, save_attention_png
+
+SAMPLE_COLUMNS = ["source", "reference", "hypothesis"]
+
+
+def _wandb_logger(trainer: Any) -> Any | None:
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            return logger
+    return None
+
+
+def _log_dir(trainer: Any) -> Path:
+    # Not trainer.log_dir: under DDP it broadcasts, and this runs on rank 0 only (a deadlock).
+    for logger in trainer.loggers:
+        log_dir = getattr(logger, "log_dir", None)
+        if log_dir:
+            return Path(log_dir)
+    return Path(trainer.default_root_dir)
+
+
+def log_samples(trainer: Any, key: str, rows: Sequence[tuple[str, str, str]], step: int) -> None:
+    if not rows:
+        return
+    wandb_logger = _wandb_logger(trainer)
+    if wandb_logger is not None:
+        wandb_logger.log_table(
+            key=key, columns=SAMPLE_COLUMNS, data=[list(r) for r in rows], step=step
+        )
+        return
+    path = _log_dir(trainer) / "samples" / f"step{step:07d}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join("\t".join(r) for r in [tuple(SAMPLE_COLUMNS), *rows]) + "\n")
+
+
+def log_attention(
+    trainer: Any,
+    key: str,
+    items: Sequence[tuple[Sequence[str], Sequence[str], torch.Tensor]],
+    step: int,
+) -> None:
+    if not items:
+        return
+    wandb_logger = _wandb_logger(trainer)
+    if wandb_logger is not None:
+        import matplotlib.pyplot as plt
+
+        fig = attention_figure(items, f"step {step}")
+        wandb_logger.log_image(key=key, images=[fig], step=step)
+        plt.close(fig)  # type: ignore[arg-type]
+        return
+    save_attention_png(
+        items, _log_dir(trainer) / "attention" / f"step{step:07d}.png", f"step {step}"
+    )

@@ -1,0 +1,223 @@
+"""Pretrained word vectors for embedding initialisation: fastText, .vec text files, spaCy, or
+trained here.
+
+The lesson initialises both embeddings from fastText's wiki vectors, scaled by 3 so they match the
+N(0, 1) spread of ``nn.Embedding``'s random init, and keeps random rows for missing words. Offline,
+the default trains a small fastText skipgram model on the training corpus itself. Only the
+vocabulary's rows are kept (a V x D float32 array), never the whole vector file.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+KINDS = ("train", "fasttext", "vec", "spacy", "none")
+
+
+class VectorsError(ValueError):
+    """A vector source that cannot be used; the message names the file, line or setting."""
+
+
+@dataclass
+class VectorSource:
+    """Where one language's vectors come from.
+
+    Attributes:
+        kind: ``train`` (fastText on the training corpus), ``fasttext`` (a ``.bin`` model), ``vec``
+            (word2vec/fastText text format), ``spacy`` (an installed spaCy package's vectors), or
+            ``none`` (random init only).
+        path: the ``.bin``/``.vec`` file, or the spaCy package name (e.g. ``fr_core_news_md``).
+        epochs: fastText training epochs for ``kind=train``.
+        min_count: fastText minimum count for ``kind=train``.
+        bucket: fastText subword hash buckets for ``kind=train``; memory is bucket x dim floats
+            (fastText's 2M would take 2.4 GB at 300-d).
+        scale: multiply found vectors by this; ``auto`` rescales them to std 1 (the lesson uses 3).
+    """
+
+    kind: str = "train"
+    path: str | None = None
+    epochs: int = 10
+    min_count: int = 1
+    bucket: int = 100_000
+    scale: float | str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise VectorsError(f"vectors kind={self.kind!r} unknown; valid: {list(KINDS)}")
+        if self.kind in ("fasttext", "vec", "spacy") and not self.path:
+            raise VectorsError(f"vectors kind={self.kind!r} needs path= (file or spaCy package)")
+
+
+def read_vec(path: Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
+    """Rows of a ``.vec`` text file for the ``wanted`` words, streaming the file.
+
+    Raises:
+        VectorsError: a missing file, a malformed line or a dimension other than ``dim`` (with the
+            line number).
+    """
+    if not path.is_file():
+        raise VectorsError(f"vector file {str(path)!r} does not exist")
+    found: dict[str, np.ndarray] = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.rstrip("\n").rstrip(" ").split(" ")
+            if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                if int(parts[1]) != dim:
+                    raise VectorsError(
+                        f"{path}: vectors have dimension {parts[1]} but the embedding has {dim}; "
+                        "make sure the model's embedding size matches the vectors"
+                    )
+                continue
+            if len(parts) != dim + 1:
+                raise VectorsError(
+                    f"{path}:{line_no}: expected a word and {dim} numbers, got {len(parts) - 1} "
+                    "values (malformed line or wrong dimension)"
+                )
+            if parts[0] in wanted and parts[0] not in found:
+                try:
+                    found[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+                except ValueError as err:
+                    raise VectorsError(f"{path}:{line_no}: not a number ({err})") from None
+    return found
+
+
+def _fasttext_rows(
+    model: object, words: Sequence[str], dim: int, what: str
+) -> dict[str, np.ndarray]:
+    if model.get_dimension() != dim:  # type: ignore[attr-defined]
+        raise VectorsError(
+            f"{what} has dimension {model.get_dimension()} but the embedding has {dim}"  # type: ignore[attr-defined]
+        )
+    return {
+        w: np.asarray(model.get_word_vector(w), dtype=np.float32)  # type: ignore[attr-defined]
+        for w in words
+        if model.get_word_id(w) >= 0  # type: ignore[attr-defined]
+    }
+
+
+def train_fasttext(
+    sentences: Sequence[Sequence[str]],
+    words: Sequence[str],
+    dim: int,
+    epochs: int = 10,
+    min_count: int = 1,
+    bucket: int = 100_000,
+    save_to: Path | None = None,
+    attempts: int = 5,
+) -> dict[str, np.ndarray]:
+    """Vectors of ``words`` from a fastText skipgram model trained on ``sentences`` (one thread).
+
+    fastText 0.9.3 (numpy 2 build) sometimes stops with "Encountered NaN" on a healthy corpus: here
+    at dimensions 16 and 32 always in a worker process and now and then in the main one, never at
+    64 or above in the same trials. A NaN stop is retried; small dimensions get a warning.
+    ``save_to`` also keeps the ``.bin`` model.
+    """
+    import fasttext
+
+    if dim < 64:
+        log.warning("fastText at dim=%d may stop with NaN (seen below 64); retrying if so", dim)
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(tmp) / "corpus.txt"
+        text.write_text("\n".join(" ".join(s) for s in sentences) + "\n", encoding="utf-8")
+        for attempt in range(1, attempts + 1):
+            try:
+                model = fasttext.train_unsupervised(
+                    str(text), model="skipgram", dim=dim, epoch=epochs, minCount=min_count,
+                    bucket=bucket, thread=1, verbose=0,
+                )  # fmt: skip
+            except RuntimeError as err:
+                if "NaN" not in str(err):
+                    raise
+                log.warning("fastText stopped with NaN (attempt %d of %d)", attempt, attempts)
+                continue
+            if save_to is not None:
+                model.save_model(str(save_to))
+            return _fasttext_rows(model, words, dim, "the fastText model trained on the corpus")
+    raise VectorsError(
+        f"fastText training stopped with NaN {attempts} times at dim={dim} on {len(sentences)} "
+        "sentences; use a dimension of 64 or more, more data, or vectors kind=none"
+    )
+
+
+def lookup(
+    source: VectorSource, words: Sequence[str], dim: int, sentences: Sequence[Sequence[str]]
+) -> dict[str, np.ndarray]:
+    """Vectors for as many of ``words`` as ``source`` has (``sentences`` feeds ``kind=train``)."""
+    if source.kind == "none":
+        return {}
+    if source.kind == "vec":
+        return read_vec(Path(str(source.path)), set(words), dim)
+    if source.kind == "fasttext":
+        import fasttext
+
+        path = Path(str(source.path))
+        if not path.is_file():
+            raise VectorsError(
+                f"fastText model {str(path)!r} does not exist; download one with "
+                "`python -m lit_seq2seq.download fasttext-fr --dest DIR`"
+            )
+        return _fasttext_rows(fasttext.load_model(str(path)), words, dim, str(path))
+    if source.kind == "spacy":
+        import spacy
+
+        try:
+            vocab = spacy.load(str(source.path)).vocab
+        except OSError as err:
+            raise VectorsError(
+                f"spaCy package {source.path!r} is not installed (pip install {source.path})"
+            ) from err
+        if vocab.vectors_length != dim:
+            raise VectorsError(
+                f"{source.path} vectors have dimension {vocab.vectors_length}, not {dim}"
+            )
+        return {
+            w: np.asarray(vocab.get_vector(w), np.float32) for w in words if vocab.has_vector(w)
+        }
+    return train_fasttext(sentences, words, dim, source.epochs, source.min_count, source.bucket)
+
+
+def embedding_matrix(
+    itos: Sequence[str],
+    counts: Sequence[int],
+    vectors: dict[str, np.ndarray],
+    dim: int,
+    scale: float | str = "auto",
+    seed: int = 0,
+    pad_idx: int = 1,
+    n_specials: int = 4,
+) -> tuple[np.ndarray, dict[str, object]]:
+    """A (V, dim) init: found words' vectors times ``scale``, N(0, 1) rows (zero for pad) otherwise.
+
+    Returns:
+        The matrix and a report: vocabulary and token coverage, the scale used, and the most
+        frequent words without a vector.
+    """
+    rng = np.random.default_rng(seed)
+    matrix = rng.standard_normal((len(itos), dim)).astype(np.float32)
+    matrix[pad_idx] = 0.0
+    found = [i for i, w in enumerate(itos) if i >= n_specials and w in vectors]
+    if found:
+        stacked = np.stack([vectors[itos[i]] for i in found])
+        factor = 1.0 / max(float(stacked.std()), 1e-8) if scale == "auto" else float(scale)
+        matrix[found] = stacked * factor
+    else:
+        factor = 0.0
+    words = range(n_specials, len(itos))
+    total = sum(counts[i] for i in words) or 1
+    missing = sorted((i for i in words if itos[i] not in vectors), key=lambda i: -counts[i])
+    report = {
+        "found": len(found),
+        "vocab": len(itos) - n_specials,
+        "vocab_coverage": len(found) / max(1, len(itos) - n_specials),
+        "token_coverage": sum(counts[i] for i in found) / total,
+        "scale": factor,
+        "top_missing": [itos[i] for i in missing[:20]],
+    }
+    return matrix, report

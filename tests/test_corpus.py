@@ -1,0 +1,87 @@
+"""Corpus readers: filters, layouts, bad input counted or refused, the synthetic generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lit_seq2seq.corpus import CorpusError, GigaFrenCorpus, ReadStats, SyntheticCorpus, TsvCorpus
+from lit_seq2seq.synthetic import generate_pairs
+
+
+def write(path: Path, lines: list[str | bytes]) -> Path:
+    path.write_bytes(b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines))
+    return path
+
+
+def test_giga_fren_lesson_filter(tmp_path: Path) -> None:
+    en = write(tmp_path / "g.en", ["What is this?", "This is fine.", "Where is it? Here.", "Who?"])
+    fr = write(tmp_path / "g.fr", ["Qu'est-ce ?", "C'est bien.", "Où est-il ? Ici.", "Qui."])
+    stats = ReadStats()
+    pairs = list(GigaFrenCorpus(en, fr).pairs(stats))
+    # "Who?" has no word before '?'... it matches ^Wh[^?.!]+\? ("Who" + "?"), but "Qui." does not.
+    assert pairs == [("Qu'est-ce ?", "What is this?"), ("Où est-il ?", "Where is it?")]
+    assert stats.lines == 4 and stats.kept == 2 and stats.skipped == {"filtered out": 2}
+    assert stats.examples["filtered out"] == [2, 4]
+
+
+def test_giga_fren_misaligned_files_name_both_with_counts(tmp_path: Path) -> None:
+    en = write(tmp_path / "a.en", ["What?", "Why?", "Who?"])
+    fr = write(tmp_path / "a.fr", ["Quoi ?"])
+    with pytest.raises(CorpusError, match=r"a\.en has 3 lines but .*a\.fr has 1"):
+        list(GigaFrenCorpus(en, fr).pairs(ReadStats()))
+    with pytest.raises(CorpusError, match=r"b\.en has 1 lines but .*a\.en has 3"):
+        list(GigaFrenCorpus(write(tmp_path / "b.en", ["What?"]), en).pairs(ReadStats()))
+
+
+def test_tsv_manythings_layout_and_counted_skips(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "fra.txt",
+        [
+            "Who are you?\tQui êtes-vous ?\tCC-BY 2.0 (France) Attribution: tatoeba.org",
+            "",
+            b"Bad\t\xff\xfe\tx",
+            "Hello.\tBonjour.\tx",
+            "Why?\t\tx",
+            "only two\tfields",
+        ],
+    )
+    stats = ReadStats()
+    corpus = TsvCorpus(path, columns=["en", "fr", "attribution"], en_pattern=r"^(Who|Why).*\?$")
+    assert list(corpus.pairs(stats)) == [("Qui êtes-vous ?", "Who are you?")]
+    assert stats.skipped == {
+        "empty line": 1,
+        "invalid UTF-8": 1,
+        "filtered out": 1,
+        "empty side": 1,
+        "wrong column count": 1,
+    }
+    assert "6 lines read, 1 pairs kept" in stats.summary()
+
+
+def test_tsv_unknown_layout_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.tsv", ["What?\tQuoi ?\tattribution"])
+    with pytest.raises(CorpusError, match="line 1 has 3 tab-separated fields but columns"):
+        list(TsvCorpus(path, columns=["fr", "en"]).pairs(ReadStats()))
+    with pytest.raises(CorpusError, match="exactly one 'fr' and one 'en'"):
+        TsvCorpus(path, columns=["fr", "fr"])
+    with pytest.raises(CorpusError, match="does not exist"):
+        TsvCorpus(tmp_path / "missing.tsv").fingerprint()
+
+
+def test_synthetic_corpus_is_deterministic_distinct_and_exercises_attention() -> None:
+    pairs = list(SyntheticCorpus(20_000, seed=0).pairs(ReadStats()))
+    assert len(pairs) == len(set(pairs)) == 20_000
+    assert pairs[:50] == list(generate_pairs(50, seed=0))
+    assert pairs[:50] != list(generate_pairs(50, seed=1))
+    french = [fr for fr, _ in pairs]
+    english = [en for _, en in pairs]
+    assert all(en.endswith("?") and fr.endswith(" ?") for fr, en in pairs)
+    for marker in (" l'", " d'", "Qu'", "-t-il", "-t-elle", "est-ce que", " du ", " des "):
+        assert any(marker in s for s in french), marker
+    assert any("'s " in s for s in english)  # genitives swap order: la voiture du médecin
+    assert any(" bel " in s or " vieil " in s or " nouvel " in s for s in french)
+    assert any("Quelles " in s for s in french) and any("Quel " in s for s in french)
+    lengths = [len(s.split()) for s in french]
+    assert min(lengths) <= 4 and max(lengths) >= 18

@@ -1,0 +1,69 @@
+"""Seq2SeqModule: the lesson loss, a tiny end-to-end fit, checkpoints that carry the vocabulary."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from lit_seq2seq.module import CheckpointError, Seq2SeqModule
+
+
+def test_lesson_loss_counts_padding_and_zeroes_logits_after_the_stop() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6)
+    tgt = torch.tensor([[4, 2, 1, 1], [5, 4, 2, 1]])
+    full = Seq2SeqModule.lesson_seq2seq_loss(logits, tgt, None)
+    assert full == F.cross_entropy(logits.flatten(0, 1), tgt.flatten())  # pad counted
+    stopped = Seq2SeqModule.lesson_seq2seq_loss(logits, tgt, 1)
+    zeroed = logits.clone()
+    zeroed[:, 2:] = 0.0
+    assert stopped == F.cross_entropy(zeroed.flatten(0, 1), tgt.flatten())
+    assert Seq2SeqModule.lesson_seq2seq_loss(logits, tgt, 3) == full
+
+
+def test_tiny_fit_lowers_valid_loss_and_logs_everything(tiny_run: dict[str, Any]) -> None:
+    with open(tiny_run["dir"] / "csv" / "version_0" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    val = [r for r in rows if r["val/loss"]]
+    assert len(val) == 6
+    first, last = float(val[0]["val/loss"]), float(val[-1]["val/loss"])
+    assert last < 0.8 * first, (first, last)
+    assert float(val[-1]["val/bleu"]) > float(val[0]["val/bleu"]) + 3  # BLEU on a 0-100 scale
+    assert float(val[-1]["val/lesson_loss"]) > 0 and float(val[-1]["val/ppl"]) > 1
+    train_rows = [r for r in rows if r["train/lr"]]
+    assert train_rows and all(r["train/pr_force"] for r in train_rows)
+    assert float(train_rows[0]["train/pr_force"]) == 1.0
+    assert list((tiny_run["dir"] / "csv" / "version_0" / "attention").glob("step*.png"))
+    samples = sorted((tiny_run["dir"] / "csv" / "version_0" / "samples").glob("step*.tsv"))
+    assert samples[-1].read_text().splitlines()[0] == "source\treference\thypothesis"
+
+
+def test_from_checkpoint_needs_nothing_but_the_file(tiny_run: dict[str, Any]) -> None:
+    module = Seq2SeqModule.from_checkpoint(tiny_run["ckpt"])
+    assert module.translation is not None and module.translation["src_lang"] == "fr"
+    assert module.src_vocab.itos[:4] == ["_bos_", "_pad_", "_eos_", "_unk_"]
+    raw = torch.load(tiny_run["ckpt"], weights_only=True)
+    assert set(raw["translation"]) >= {"src_vocab", "tgt_vocab", "lowercase", "max_tgt_len"}
+    assert "translation" not in raw["hyper_parameters"], "no vocabulary in the logged hparams"
+
+
+def test_wrong_or_broken_checkpoints_are_clear_errors(
+    tmp_path: Path, tiny_run: dict[str, Any]
+) -> None:
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {}}, other)
+    with pytest.raises(CheckpointError, match="not a translation checkpoint"):
+        Seq2SeqModule.from_checkpoint(other)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(tiny_run["ckpt"].read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        Seq2SeqModule.from_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Seq2SeqModule.from_checkpoint(tmp_path / "missing.ckpt")
+    with pytest.raises(ValueError, match="optimizer='rmsprop' unknown"):
+        Seq2SeqModule({}, optimizer="rmsprop")

@@ -1,0 +1,44 @@
+"""spaCy tokenisation of French and English as the data pipeline uses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from lit_seq2seq.tokenizer import Tokenizer, detokenize, normalize
+
+
+@pytest.fixture(scope="module")
+def fr() -> Tokenizer:
+    return Tokenizer("fr", lowercase=False)
+
+
+def test_french_elisions_and_hyphens_as_spacy_does(fr: Tokenizer) -> None:
+    tokens = fr("Qu'est-ce que l'homme a-t-il dit d'elle aujourd'hui ?")
+    assert tokens == [
+        "Qu'", "est", "-ce", "que", "l'", "homme", "a", "-t", "-il", "dit", "d'", "elle",
+        "aujourd'hui", "?",
+    ]  # fmt: skip
+    assert fr("Comment vas-tu ?") == ["Comment", "vas", "-", "tu", "?"]  # spaCy splits -tu
+
+
+def test_tatoeba_spaces_before_punctuation_are_normalised(fr: Tokenizer) -> None:
+    assert normalize("Où est la balle\u202f?\u00a0 ") == "Où est la balle ?"
+    assert fr("Où est la balle\u202f?") == ["Où", "est", "la", "balle", "?"]
+    assert fr("C\u2019est vrai\u00a0!") == ["C'", "est", "vrai", "!"]
+
+
+def test_lowercase_after_tokenising_and_pipe_keeps_order() -> None:
+    en = Tokenizer("en", lowercase=True, batch_size=2)
+    texts = ["What's this?", "Where is Paris?", "", "Who are you?"]
+    assert list(en.pipe(texts)) == [
+        ["what", "'s", "this", "?"],
+        ["where", "is", "paris", "?"],
+        [],
+        ["who", "are", "you", "?"],
+    ]
+    assert detokenize(["where", "is", "paris", "?"]) == "where is paris ?"
+
+
+def test_unknown_language_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="Tokenizer\\(lang='qq'\\)"):
+        Tokenizer("qq")

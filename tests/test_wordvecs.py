@@ -1,0 +1,79 @@
+"""Word vectors: .vec text files, fastText .bin, training on the corpus, embedding init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lit_seq2seq.wordvecs import (
+    VectorsError,
+    VectorSource,
+    embedding_matrix,
+    lookup,
+    read_vec,
+    train_fasttext,
+)
+
+
+def write_vec(path: Path, rows: dict[str, list[float]], header: bool = True) -> Path:
+    dim = len(next(iter(rows.values())))
+    lines = [f"{len(rows)} {dim}"] if header else []
+    lines += [w + " " + " ".join(f"{x:.4f}" for x in v) for w, v in rows.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_read_vec_keeps_only_wanted_words(tmp_path: Path) -> None:
+    path = write_vec(tmp_path / "v.vec", {"chat": [1, 2, 3], "chien": [4, 5, 6], "l'": [0, 0, 1]})
+    found = read_vec(path, {"chat", "l'", "absent"}, dim=3)
+    assert sorted(found) == ["chat", "l'"]
+    assert found["chat"].tolist() == [1, 2, 3] and found["chat"].dtype == np.float32
+    assert read_vec(write_vec(tmp_path / "n.vec", {"a": [1.0, 2.0]}, header=False), {"a"}, 2)
+
+
+def test_read_vec_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = write_vec(tmp_path / "v.vec", {"chat": [1, 2, 3]})
+    with pytest.raises(VectorsError, match="dimension 3 but the embedding has 4"):
+        read_vec(path, {"chat"}, dim=4)
+    bad = tmp_path / "bad.vec"
+    bad.write_text("2 3\nchat 1 2 3\nchien 1 2\n")
+    with pytest.raises(VectorsError, match=r"bad\.vec:3: expected a word and 3 numbers, got 2"):
+        read_vec(bad, {"chien"}, dim=3)
+    with pytest.raises(VectorsError, match="does not exist"):
+        read_vec(tmp_path / "missing.vec", set(), 3)
+    with pytest.raises(VectorsError, match="kind='glove' unknown"):
+        VectorSource(kind="glove")
+
+
+def test_fasttext_bin_and_trained_vectors(tmp_path: Path) -> None:
+    sentences = [["le", "chat", "noir", "?"], ["où", "est", "le", "chien", "?"]] * 50
+    source = VectorSource(kind="train", epochs=2, bucket=1000)
+    found = lookup(source, ["_pad_", "le", "chat", "zzz"], 64, sentences)
+    assert sorted(found) == ["chat", "le"] and found["le"].shape == (64,)
+
+    train_fasttext(sentences, ["chat"], dim=64, epochs=1, bucket=1000, save_to=tmp_path / "m.bin")
+    found = lookup(
+        VectorSource(kind="fasttext", path=str(tmp_path / "m.bin")), ["chat", "zzz"], 64, []
+    )
+    assert list(found) == ["chat"]
+    with pytest.raises(VectorsError, match="dimension 64 but the embedding has 16"):
+        lookup(VectorSource(kind="fasttext", path=str(tmp_path / "m.bin")), ["chat"], 16, [])
+
+
+def test_embedding_matrix_scales_found_rows_and_reports_coverage() -> None:
+    itos = ["_bos_", "_pad_", "_eos_", "_unk_", "le", "chat", "qu'", "zzz"]
+    counts = [0, 0, 0, 0, 10, 5, 3, 2]
+    rng = np.random.default_rng(0)
+    vectors = {w: (0.3 * rng.standard_normal(50)).astype(np.float32) for w in ("le", "chat")}
+    matrix, report = embedding_matrix(itos, counts, vectors, 50, scale="auto")
+    assert matrix.shape == (8, 50) and (matrix[1] == 0).all()
+    assert np.allclose(matrix[4] / vectors["le"], report["scale"])
+    assert abs(np.concatenate([matrix[4], matrix[5]]).std() - 1.0) < 0.05
+    assert report["found"] == 2 and report["vocab_coverage"] == 0.5
+    assert report["token_coverage"] == pytest.approx(15 / 20)
+    assert report["top_missing"] == ["qu'", "zzz"]
+    lesson, _ = embedding_matrix(itos, counts, vectors, 50, scale=3)
+    assert np.allclose(lesson[5], 3 * vectors["chat"])
+    assert not np.allclose(lesson[6], 0)  # random row for a missing word
