@@ -98,6 +98,30 @@ def instantiate_each(group: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(c) for c in group.values() if c and "_target_" in c]
 
 
+def compose(overrides: list[str], output_dir: str | Path) -> DictConfig:
+    """The config ``python train.py <overrides>`` would run, for scripts and tests.
+
+    Interpolations of Hydra's runtime (``paths.output_dir``) point at ``output_dir``; the
+    ``gpus`` shortcut is resolved as in ``main``.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    config_dir = Path(__file__).resolve().parent / "configs"
+    with initialize_config_dir(str(config_dir), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir)
+        del cfg.hydra
+    resolve_gpus(cfg.trainer)
+    return cfg
+
+
 @rank_zero_only
 def print_config(cfg: DictConfig) -> None:
     Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))

@@ -248,11 +248,11 @@ class Seq2SeqModule(pl.LightningModule):
         if attention is None:
             return
         for i in range(min(self.hparams.n_heatmaps, len(sources))):
-            hyp = hypotheses[i].split(" ") if hypotheses[i] else []
-            steps = len(hyp) + 1  # + eos
+            words = [*(hypotheses[i].split(" ") if hypotheses[i] else []), "_eos_"]
+            words = words[: attention.size(1)]  # no eos when decoding ran out of steps
             src_len = int(batch.src_lengths[i])
-            weights = attention[i, :steps, :src_len].float().cpu()
-            self._heatmaps.append(([*sources[i], "_eos_"], [*hyp, "_eos_"], weights))
+            weights = attention[i, : len(words), :src_len].float().cpu()
+            self._heatmaps.append(([*sources[i], "_eos_"], words, weights))
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -44,23 +44,9 @@ def trainer_kwargs(tmp_path: Path) -> dict[str, Any]:
 
 def compose_train(output_dir: Path, *overrides: str) -> Any:
     """The composed ``train.yaml`` as ``train.main`` sees it, writing under ``output_dir``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
     import train
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(REPO_ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir)
-        del cfg.hydra
-    train.resolve_gpus(cfg.trainer)  # as train.main does before train.train
-    return cfg
+    return train.compose(list(overrides), output_dir)
 
 
 # A small but real run: synthetic corpus, fastText vectors trained on it, the attention model.
