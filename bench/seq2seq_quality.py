@@ -53,7 +53,9 @@ def main() -> None:
         / f"{args.experiment}{'-large' if args.large else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
     seconds = int(args.minutes * 60)
-    max_time = f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
+    max_time = (
+        f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
+    )
     cfg = train.compose(
         [
             f"experiment={args.experiment}",
