@@ -59,12 +59,6 @@ class Tokenizer:
             tokens = [t.text for t in doc if not t.is_space]
             yield [t.lower() for t in tokens] if self.lowercase else tokens
 
-    def settings(self) -> dict[str, object]:
-        """What changes the output: part of the data cache key and of the checkpoint."""
-        import spacy
-
-        return {"lang": self.lang, "lowercase": self.lowercase, "spacy": spacy.__version__}
-
 
 def detokenize(tokens: Iterable[str]) -> str:
     """Tokens joined by spaces: the form BLEU and the translate CLI print."""

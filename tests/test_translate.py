@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lit_seq2seq.module import Seq2SeqModule
+from lit_seq2seq.search import beam_search
 from lit_seq2seq.translate import Translator, main
 from tests.conftest import REPO_ROOT
 
@@ -51,19 +54,14 @@ def test_beam_one_is_greedy(tiny_run: dict[str, Any]) -> None:
 
 
 def _beam(module: Seq2SeqModule, sentences: list[str]) -> list[tuple[str, list[str], Any]]:
+    """One-beam search called directly, bypassing the Translator's greedy path."""
     translator = Translator(module, beam=1)
-    translator.beam = 1
-    from lit_seq2seq.search import beam_search
-
     out = []
     for sentence in sentences:
         tokens = next(iter(translator.tokenizer.pipe([sentence])))
-        import torch
-
         ids = torch.tensor([translator.src_vocab.encode(tokens)])
-        best, _ = beam_search(
-            translator.net, ids, torch.tensor([ids.size(1)]), 1, translator.max_len
-        )
+        lengths = torch.tensor([ids.size(1)])
+        best, _ = beam_search(translator.net, ids, lengths, 1, translator.max_len)
         out.append((" ".join(translator.tgt_vocab.decode(best[0])), tokens, None))
     return out
 
