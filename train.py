@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,17 +128,21 @@ def print_config(cfg: DictConfig) -> None:
     Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and optionally test) the configured model; returns the final callback metrics."""
+def build(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> tuple[Any, Any, pl.Trainer]:
+    """Seed, then instantiate the datamodule (or None), the model and the trainer of ``cfg``."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data) if cfg.get("data") else None
     model = hydra.utils.instantiate(cfg.model)
-    callbacks = instantiate_each(cfg.get("callbacks"))
+    callbacks = [*instantiate_each(cfg.get("callbacks")), *extra_callbacks]
     loggers = instantiate_each(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
-    )
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback
@@ -145,7 +150,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
-    finish_wandb(loggers)
+    finish_wandb(trainer.loggers)
     if trainer.is_global_zero and best:
         print(f"checkpoint: {best}")
     return metrics

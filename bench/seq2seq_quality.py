@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 
 import train
@@ -68,14 +67,8 @@ def main() -> None:
         ],
         out,
     )
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model)
     throughput = TokenThroughput()
-    callbacks = [*train.instantiate_each(cfg.callbacks), throughput]
-    trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=train.instantiate_each(cfg.logger)
-    )
+    datamodule, model, trainer = train.build(cfg, extra_callbacks=[throughput])
     trainer.fit(model, datamodule=datamodule)
     epochs = trainer.current_epoch
     checkpoint = trainer.checkpoint_callback.last_model_path

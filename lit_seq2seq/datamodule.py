@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from lit_seq2seq.corpus import Corpus, ReadStats
 from lit_seq2seq.dataset import Collate, PairDataset, Ragged
 from lit_seq2seq.sampler import SortishSampler, SortSampler
 from lit_seq2seq.tokenizer import Tokenizer
-from lit_seq2seq.vocab import Vocab
+from lit_seq2seq.vocab import SPECIALS, Vocab
 from lit_seq2seq.wordvecs import VectorSource, embedding_matrix, lookup
 
 log = logging.getLogger(__name__)
@@ -49,18 +50,24 @@ class TranslationDataModule(pl.LightningDataModule):
         test: an optional test corpus.
         valid_fraction: share of distinct English sentences held out when ``valid`` is ``None``
             (split by English sentence, so no reference appears in both splits).
-        split_seed: seed of that split. lowercase: lowercase tokens. n_process: spaCy ``nlp.pipe``
-        processes. max_vocab: most entries per vocabulary, specials included (lesson: 40,000).
-        min_freq: least training count for a word to get its own entry. src_len_percentile: French
-        training sequences are cut at this length percentile (lesson: 97). tgt_len_percentile:
-        English training sequences are cut at this percentile (lesson: 99). batch_size: most pairs
-        per training batch on each device (lesson: 125). eval_batch_size: most pairs per
-        validation/test batch; default ``batch_size``. chunk_batches: batches per length-sorted
-        chunk of the sort-ish training sampler. num_workers: DataLoader workers. seed: sort-ish
-        shuffling seed, shared by all ranks. src_vectors: French word vectors for the encoder
-        embedding. tgt_vectors: English word vectors for the decoder embedding. src_emb_dim: encoder
-        embedding size the vectors must have. tgt_emb_dim: decoder embedding size the vectors must
-        have. cache_dir: where prepared data goes.
+        split_seed: seed of that split.
+        lowercase: lowercase tokens.
+        n_process: spaCy ``nlp.pipe`` processes.
+        max_vocab: most entries per vocabulary, specials included (lesson: 40,000).
+        min_freq: least training count for a word to get its own entry.
+        src_len_percentile: French training sequences are cut at this length percentile
+            (lesson: 97).
+        tgt_len_percentile: English training sequences are cut at this percentile (lesson: 99).
+        batch_size: most pairs per training batch on each device (lesson: 125).
+        eval_batch_size: most pairs per validation/test batch; default ``batch_size``.
+        chunk_batches: batches per length-sorted chunk of the sort-ish training sampler.
+        num_workers: DataLoader workers.
+        seed: sort-ish shuffling seed, shared by all ranks.
+        src_vectors: French word vectors for the encoder embedding.
+        tgt_vectors: English word vectors for the decoder embedding.
+        src_emb_dim: encoder embedding size the vectors must have.
+        tgt_emb_dim: decoder embedding size the vectors must have.
+        cache_dir: where prepared data goes.
     """
 
     def __init__(
@@ -198,16 +205,12 @@ class TranslationDataModule(pl.LightningDataModule):
             )
         vocabs, limits = {}, {}
         for side in ("src", "tgt"):
-            vocab = Vocab.build(data["train"][side], self.max_vocab, self.min_freq)
-            counts = np.zeros(len(vocab), dtype=np.int64)
-            for sentence in data["train"][side]:
-                for token in sentence:
-                    index = vocab.stoi.get(token)
-                    if index is not None:
-                        counts[index] += 1
+            token_counts = Counter(t for s in data["train"][side] for t in s)
+            vocab = Vocab.from_counts(token_counts, self.max_vocab, self.min_freq)
             vocabs[side] = vocab
             vocab.save(tmp / f"vocab_{side}.json")
-            (tmp / f"counts_{side}.json").write_text(json.dumps(counts.tolist()))
+            counts = [0] * len(SPECIALS) + [token_counts[t] for t in vocab.itos[len(SPECIALS) :]]
+            (tmp / f"counts_{side}.json").write_text(json.dumps(counts))
             lengths = [len(s) + 1 for s in data["train"][side]]  # + eos
             limits[side] = max(2, int(np.percentile(lengths, self.percentiles[side])))
         for split, part in data.items():

@@ -40,9 +40,13 @@ class Vocab:
         cls, sentences: Iterable[Sequence[str]], max_size: int = 40_000, min_freq: int = 1
     ) -> Vocab:
         """Most frequent tokens first (ties by first appearance), at most ``max_size`` in all."""
+        return cls.from_counts(Counter(t for s in sentences for t in s), max_size, min_freq)
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], max_size: int = 40_000, min_freq: int = 1) -> Vocab:
+        """As ``build``, from token counts already made (the data pipeline keeps them)."""
         if max_size < len(SPECIALS) + 1:
             raise ValueError(f"Vocab max_size={max_size}: needs room for the 4 specials and a word")
-        counts = Counter(t for s in sentences for t in s)
         words = [w for w, c in counts.most_common() if c >= min_freq and w not in SPECIALS]
         return cls([*SPECIALS, *words[: max_size - len(SPECIALS)]])
 
