@@ -18,14 +18,16 @@ from lit_seq2seq.plots import attention_figure, save_attention_png
 SAMPLE_COLUMNS = ["source", "reference", "hypothesis"]
 
 
-def _wandb_logger(trainer: Any) -> Any | None:
+def wandb_logger_of(trainer: Any) -> Any | None:
+    """The run's ``WandbLogger``, or None."""
     for logger in trainer.loggers:
         if type(logger).__name__ == "WandbLogger":
             return logger
     return None
 
 
-def _log_dir(trainer: Any) -> Path:
+def log_dir_of(trainer: Any) -> Path:
+    """Where file output goes: the first logger's directory, else the trainer's root."""
     # Not trainer.log_dir: under DDP it broadcasts, and this runs on rank 0 only (a deadlock).
     for logger in trainer.loggers:
         log_dir = getattr(logger, "log_dir", None)
@@ -37,13 +39,13 @@ def _log_dir(trainer: Any) -> Path:
 def log_samples(trainer: Any, key: str, rows: Sequence[tuple[str, str, str]], step: int) -> None:
     if not rows:
         return
-    wandb_logger = _wandb_logger(trainer)
+    wandb_logger = wandb_logger_of(trainer)
     if wandb_logger is not None:
         wandb_logger.log_table(
             key=key, columns=SAMPLE_COLUMNS, data=[list(r) for r in rows], step=step
         )
         return
-    path = _log_dir(trainer) / "samples" / f"step{step:07d}.tsv"
+    path = log_dir_of(trainer) / "samples" / f"step{step:07d}.tsv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join("\t".join(r) for r in [tuple(SAMPLE_COLUMNS), *rows]) + "\n")
 
@@ -56,7 +58,7 @@ def log_attention(
 ) -> None:
     if not items:
         return
-    wandb_logger = _wandb_logger(trainer)
+    wandb_logger = wandb_logger_of(trainer)
     if wandb_logger is not None:
         import matplotlib.pyplot as plt
 
@@ -65,5 +67,19 @@ def log_attention(
         plt.close(fig)  # type: ignore[arg-type]
         return
     save_attention_png(
-        items, _log_dir(trainer) / "attention" / f"step{step:07d}.png", f"step {step}"
+        items, log_dir_of(trainer) / "attention" / f"step{step:07d}.png", f"step {step}"
     )
+
+
+def log_figure(trainer: Any, key: str, figure: Any, step: int) -> None:
+    """A matplotlib figure as a W&B image, else as ``<log dir>/<key>/step<N>.png``; closes it."""
+    import matplotlib.pyplot as plt
+
+    wandb_logger = wandb_logger_of(trainer)
+    if wandb_logger is not None:
+        wandb_logger.log_image(key=key, images=[figure], step=step)
+    else:
+        path = log_dir_of(trainer) / key.replace("/", "_") / f"step{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)

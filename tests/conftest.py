@@ -81,3 +81,37 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cfg = compose_train(out, *TINY_RUN, f"paths.data_dir={out / 'data'}")
     metrics = train.train(cfg)
     return {"cfg": cfg, "metrics": metrics, "dir": out, "ckpt": out / "checkpoints" / "last.ckpt"}
+
+
+# A small DeViSE run: the embedded shapes dataset, random frozen ResNet-18, precomputed activations.
+DEVISE_RUN = (
+    "model=devise",
+    "data.synthetic.n_per_class=30",
+    "data.image_size=48",
+    "model.net.hidden=256",
+    "model.lr=1e-2",
+    "trainer=cpu",
+    "trainer.max_epochs=10",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "logger=csv",
+    "~callbacks.rich_progress_bar",
+)
+
+
+@pytest.fixture(scope="session")
+def devise_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Train the small DeViSE run once per session; returns its config, metrics and checkpoint."""
+    import train
+
+    out = tmp_path_factory.mktemp("devise_run")
+    cfg = compose_train(out, *DEVISE_RUN, f"paths.data_dir={out / 'data'}")
+    metrics = train.train(cfg)
+    return {
+        "cfg": cfg,
+        "metrics": metrics,
+        "dir": out,
+        "ckpt": out / "checkpoints" / "last.ckpt",
+        "shapes": out / "data" / "shapes",
+    }

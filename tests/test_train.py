@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 import train
 from callbacks import OneCycleScheduler, TeacherForcingScheduler
-from tests.conftest import REPO_ROOT, TINY_RUN, compose_train
+from tests.conftest import DEVISE_RUN, REPO_ROOT, TINY_RUN, compose_train
 
 TOY_MODEL = ("~model", "+model={_target_:tests.toy.make_toy_module,optimizer:adam,n_groups:2}")
 
@@ -71,7 +71,7 @@ def test_gpus_shortcut_translation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    "choice", ["default", "seq2seq", "seq2seq_lesson", "one_cycle_use_clr_beta", "none"]
+    "choice", ["default", "seq2seq", "seq2seq_lesson", "one_cycle_use_clr_beta", "devise", "none"]
 )
 def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
     cfg = compose_train(tmp_path, f"callbacks={choice}")
@@ -84,6 +84,7 @@ def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
         "seq2seq_lesson": {"ModelCheckpoint", "RichProgressBar", "OneCycleScheduler"}
         | {"TeacherForcingScheduler"},
         "one_cycle_use_clr_beta": {"OneCycleScheduler"},
+        "devise": {"ModelCheckpoint", "RichProgressBar", "OneCycleScheduler"},
         "none": set(),
     }[choice]
     assert types == expected
@@ -193,3 +194,36 @@ def test_lesson_experiments(
 def test_callbacks_are_importable_by_name() -> None:
     assert OneCycleScheduler.__module__ == "callbacks.one_cycle"
     assert TeacherForcingScheduler.__module__ == "callbacks.teacher_forcing"
+
+
+def test_train_py_model_devise_default_run(tmp_path: Path) -> None:
+    """The interface: `python train.py model=devise` runs offline and prints the checkpoint last."""
+    proc = run_train("model=devise", f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "_target_: lit_devise.module.DeviseModule" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).is_file()
+    assert "held out: blue_triangle, yellow_cross" in proc.stdout + proc.stderr
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+
+
+@pytest.mark.ddp
+def test_train_py_devise_on_two_cpu_processes(tmp_path: Path) -> None:
+    overrides = [o for o in DEVISE_RUN if not o.startswith(("trainer=", "trainer.max_epochs"))]
+    proc = run_train(
+        *overrides,
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        "data.synthetic.n_per_class=13",  # 18 x 11 = 198 train images: not a multiple of 2 x 64
+        f"paths.data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "one output dir"
+    with open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps = {r["step"] for r in rows if r["train/lr"]}
+    assert len(steps) == 2 * 2  # 99 images per rank: batches of 64 and 35, nothing dropped
+    assert any(r["val/hit@1"] for r in rows) and any(r["zeroshot/hit@1"] for r in rows)

@@ -1,0 +1,305 @@
+"""``DeviseModule``: train ``DeviseNet`` to put an image where its label's word vector is.
+
+Loss is ``1 - cosine(prediction, label vector)`` (the lesson's), or L1. Metrics:
+
+- ``train/loss``, ``train/cos``; ``val/loss``, ``val/cos``: on the classes seen in training;
+- ``val/hit@k`` (flat hit@k, Frome et al. 2013, section 4.1): the true class is among the ``k``
+  training classes whose vectors are nearest (cosine) to the prediction;
+- ``zeroshot/hit@k``: the same on images of held-out classes, ranked among the held-out classes only
+  (the paper's zero-shot protocol, section 4.2); ``zeroshot/gen_hit@k`` ranks them among all
+  classes, seen ones included, which is harder.
+
+``k`` values not smaller than the number of candidates are not logged (they are trivially 1). Each
+validation also logs a grid: for a few class names (held-out ones first), the nearest validation
+images. The class list, vectors and data settings are stored in the checkpoint, so
+``from_checkpoint`` needs nothing else to embed images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.nn import functional as F
+from torchmetrics import MeanMetric, Metric
+
+from lit_devise.model import DeviseNet, DeviseNetConfig
+from lit_devise.plots import Cell, search_grid
+from lit_seq2seq.reporting import log_figure
+
+LOSSES = ("cosine", "l1")
+EVAL_STAGES = ("val", "zeroshot")
+BACKBONE_KEYS = ("backbone", "weights", "weights_path", "init_seed")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable DeViSE checkpoint."""
+
+
+class ConfigMismatchError(ValueError):
+    """Model and data settings that cannot work together; the message says which keys."""
+
+
+class HitAtK(Metric):
+    """Share of rows whose target is among the ``k`` highest-scoring candidates, for each ``k``."""
+
+    full_state_update = False
+
+    def __init__(self, ks: Sequence[int]) -> None:
+        super().__init__()
+        self.ks = list(ks)
+        self.add_state("hits", torch.zeros(len(self.ks)), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, scores: torch.Tensor, target: torch.Tensor) -> None:
+        """scores: (batch, n_candidates); target: (batch,) candidate index of the true label."""
+        true = scores.gather(1, target[:, None])  # (batch, 1)
+        rank = (scores > true).sum(dim=1)  # 0 = best; ties count in the target's favour
+        ks = torch.tensor(self.ks, device=scores.device)
+        self.hits += (rank[:, None] < ks[None, :]).sum(dim=0).float()
+        self.total += target.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.hits / self.total.clamp(min=1)
+
+
+def devise_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+    """pred, target: (batch, dim). ``cosine``: mean of 1 - cos; ``l1``: mean absolute error."""
+    if kind == "cosine":
+        return (1.0 - F.cosine_similarity(pred, target, dim=1)).mean()
+    return F.l1_loss(pred, target)
+
+
+class DeviseModule(pl.LightningModule):
+    """Lightning wrapper of ``DeviseNet``; built once the data's class vectors are known.
+
+    Args:
+        net: architecture (``DeviseNetConfig`` or its fields as a dict).
+        loss: ``cosine`` (lesson) or ``l1``.
+        lr: head learning rate (``callbacks.OneCycleScheduler`` overrides it per step when used).
+        backbone_lr: backbone learning rate when it is not frozen (fine-tuning: lower than ``lr``).
+        betas: Adam betas.
+        weight_decay: AdamW weight decay.
+        hit_ks: the ``k`` of hit@k.
+        n_grid_queries: class names queried in the validation search grid.
+        n_grid_results: images shown per query.
+        devise: class list, vectors and data settings; given when restoring a checkpoint, else
+            taken from the datamodule at fit time.
+    """
+
+    def __init__(
+        self,
+        net: DeviseNetConfig | dict[str, Any],
+        loss: str = "cosine",
+        lr: float = 1e-3,
+        backbone_lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 1e-4,
+        hit_ks: Sequence[int] = (1, 2, 5, 10, 20),
+        n_grid_queries: int = 4,
+        n_grid_results: int = 6,
+        devise: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r} unknown; valid: {list(LOSSES)}")
+        if not hit_ks or any(k < 1 for k in hit_ks):
+            raise ValueError(f"hit_ks={list(hit_ks)}: expected positive integers")
+        config = net if isinstance(net, DeviseNetConfig) else DeviseNetConfig(**net)
+        self.save_hyperparameters(
+            {
+                "net": config.to_dict(),
+                "loss": loss,
+                "lr": lr,
+                "backbone_lr": backbone_lr,
+                "betas": list(betas),
+                "weight_decay": weight_decay,
+                "hit_ks": sorted(hit_ks),
+                "n_grid_queries": n_grid_queries,
+                "n_grid_results": n_grid_results,
+            }
+        )
+        self.config = config
+        self.net: DeviseNet | None = None
+        self.devise: dict[str, Any] | None = None
+        ks = sorted(hit_ks)
+        self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in EVAL_STAGES})
+        self.cosines = torch.nn.ModuleDict({s: MeanMetric() for s in EVAL_STAGES})
+        self.hits = torch.nn.ModuleDict(
+            {"val": HitAtK(ks), "zeroshot": HitAtK(ks), "zeroshot_gen": HitAtK(ks)}
+        )
+        self._shown: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
+        if devise is not None:
+            self._build(devise)
+
+    # -- construction -------------------------------------------------------------------------
+    def _build(self, devise: dict[str, Any]) -> None:
+        self.devise = devise
+        vectors = torch.as_tensor(devise["class_vectors"], dtype=torch.float32)
+        seen = torch.tensor(devise["seen"], dtype=torch.bool)
+        self.register_buffer("class_vectors", vectors, persistent=False)
+        self.register_buffer("unit_vectors", F.normalize(vectors, dim=1), persistent=False)
+        self.register_buffer("seen_idx", seen.nonzero().flatten(), persistent=False)
+        self.register_buffer("unseen_idx", (~seen).nonzero().flatten(), persistent=False)
+        self.net = DeviseNet(self.config, vectors.size(1))
+
+    def configure_model(self) -> None:
+        if self.net is not None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "devise_info"):
+            raise RuntimeError("DeviseModule needs a DeviseDataModule to build its network")
+        info = datamodule.devise_info()
+        mine = {k: getattr(self.config, k) for k in BACKBONE_KEYS}
+        if info["precompute"] and (not self.config.freeze or mine != info["backbone"]):
+            raise ConfigMismatchError(
+                f"data.precompute=true caches activations of backbone {info['backbone']} but the "
+                f"model has {mine} with freeze={self.config.freeze}; precompute needs the same "
+                "frozen backbone: set data.precompute=false to fine-tune"
+            )
+        self._build(info)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> DeviseModule:
+        """A module ready to embed images, from a checkpoint alone (read with ``weights_only``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+        try:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:
+            raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
+        if not isinstance(checkpoint, dict) or "devise" not in checkpoint:
+            raise CheckpointError(
+                f"{path} is not a DeViSE checkpoint (no class vectors in it); make sure it was "
+                "written by `python train.py model=devise`"
+            )
+        hparams = dict(checkpoint["hyper_parameters"])
+        # The weights come from the checkpoint: no download, no local file needed.
+        hparams["net"] = {**hparams["net"], "weights": None, "weights_path": None}
+        hparams["betas"] = tuple(hparams["betas"])
+        module = cls(**hparams, devise=checkpoint["devise"])
+        module.load_state_dict(checkpoint["state_dict"])
+        return module.eval()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["devise"] = self.devise
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint.get("devise") is None:
+            raise CheckpointError("not a DeViSE checkpoint (no class vectors in it)")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        assert self.net is not None
+        h = self.hparams
+        groups = [{"params": list(self.net.head.parameters()), "lr": h.lr}]
+        if not self.config.freeze:
+            groups.insert(0, {"params": list(self.net.body.parameters()), "lr": h.backbone_lr})
+        return torch.optim.AdamW(groups, lr=h.lr, betas=tuple(h.betas), weight_decay=h.weight_decay)
+
+    # -- steps ----------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        assert self.net is not None
+        if batch["y"].numel() == 0:  # every image of the batch was unreadable
+            return None
+        pred = self.net(batch["x"])
+        target = self.class_vectors[batch["y"]]
+        loss = devise_loss(pred, target, self.hparams.loss)
+        size = batch["y"].numel()
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        cos = F.cosine_similarity(pred.detach(), target, dim=1).mean()
+        self.log("train/cos", cos, on_step=False, on_epoch=True, batch_size=size)
+        skipped = float(batch.get("skipped", 0))
+        if skipped:
+            self.log("train/skipped_images", skipped, on_step=False, on_epoch=True, reduce_fx="sum")
+        return loss
+
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        assert self.net is not None
+        if batch["y"].numel() == 0:
+            return
+        stage = EVAL_STAGES[dataloader_idx]
+        pred = self.net(batch["x"])
+        y = batch["y"]
+        self.losses[stage].update(devise_loss(pred, self.class_vectors[y], self.hparams.loss))
+        self.cosines[stage].update(F.cosine_similarity(pred, self.class_vectors[y], dim=1))
+        scores = F.normalize(pred, dim=1) @ self.unit_vectors.T  # (batch, n_classes)
+        candidates = self.seen_idx if stage == "val" else self.unseen_idx
+        # Each true class's position among the candidates (every true class is a candidate).
+        lookup = torch.full((scores.size(1),), -1, dtype=torch.long, device=y.device)
+        lookup[candidates] = torch.arange(len(candidates), device=y.device)
+        self.hits[stage].update(scores[:, candidates], lookup[y])
+        if stage == "zeroshot":
+            self.hits["zeroshot_gen"].update(scores, y)
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            self._keep_for_grid(pred, y, batch["index"], "valid" if stage == "val" else stage)
+
+    def _keep_for_grid(
+        self, pred: torch.Tensor, y: torch.Tensor, index: torch.Tensor, split: str
+    ) -> None:
+        kept = sum(len(p) for p, _, _ in self._shown)
+        if kept >= 2000 or self.hparams.n_grid_queries == 0:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "split_paths"):
+            return
+        paths = datamodule.split_paths(split)
+        self._shown.append(
+            (F.normalize(pred.detach(), dim=1).cpu(), y.cpu(), [paths[i] for i in index.tolist()])
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        n_seen, n_unseen = len(self.seen_idx), len(self.unseen_idx)
+        for stage in EVAL_STAGES:
+            if stage == "zeroshot" and n_unseen == 0:
+                continue
+            # torchmetrics has already reduced over ranks; sync_dist only silences Lightning.
+            loss = self.losses[stage].compute()
+            self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True)
+            self.log(f"{stage}/cos", self.cosines[stage].compute(), sync_dist=True)
+            self._log_hits(stage, self.hits[stage], n_seen if stage == "val" else n_unseen)
+            if stage == "zeroshot":
+                self._log_hits("zeroshot", self.hits["zeroshot_gen"], n_seen + n_unseen, "gen_")
+        for metric in [*self.losses.values(), *self.cosines.values(), *self.hits.values()]:
+            metric.reset()
+        if self._shown and self.trainer.is_global_zero:
+            log_figure(self.trainer, "val/search", search_grid(self._grid_rows()), self.global_step)
+        self._shown = []
+
+    def _log_hits(self, stage: str, metric: HitAtK, n_candidates: int, prefix: str = "") -> None:
+        values = metric.compute()
+        for k, value in zip(metric.ks, values, strict=True):
+            if k < n_candidates:
+                shown = k == 1 and stage == "val"
+                self.log(f"{stage}/{prefix}hit@{k}", value, prog_bar=shown, sync_dist=True)
+
+    def _grid_rows(self) -> list[tuple[str, list[Cell]]]:
+        assert self.devise is not None
+        preds = torch.cat([p for p, _, _ in self._shown])
+        labels = torch.cat([y for _, y, _ in self._shown])
+        paths = [p for _, _, ps in self._shown for p in ps]
+        present = labels.unique().tolist()
+        unseen = set(self.unseen_idx.tolist())
+        queries = sorted(present, key=lambda c: (c not in unseen, c))[: self.hparams.n_grid_queries]
+        names = self.devise["class_names"]
+        rows = []
+        for c in queries:
+            scores = preds @ self.unit_vectors[c].cpu()
+            top = scores.topk(min(self.hparams.n_grid_results, len(scores))).indices.tolist()
+            cells: list[Cell] = [
+                (paths[i], names[int(labels[i])].split(",")[0], int(labels[i]) == c) for i in top
+            ]
+            title = names[c].split(",")[0] + (" (held out)" if c in unseen else "")
+            rows.append((title, cells))
+        return rows
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(batch, 3, H, W) normalised images -> (batch, dim) unit vectors in word space."""
+        assert self.net is not None
+        return F.normalize(self.net(images), dim=1)

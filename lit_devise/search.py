@@ -1,0 +1,132 @@
+"""Search an index built by ``lit_devise.index``: words -> images, image -> images or labels.
+
+``python -m lit_devise.search --index INDEX_DIR (--text "engine boat" | --image FILE) [--k 9]
+[--target images|labels] [--out grid.png]`` prints one result per line, ``<rank> <score> <label or
+path>`` (score: cosine similarity), and with ``--out`` writes an image grid of the results. A text
+query is the mean of its words' vectors (DeViSE's "words and sums of words"); an image query is the
+image's embedding from the index's checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lit_devise.images import BAD_IMAGE_ERRORS, ImageDataError
+from lit_devise.index import embed_images
+from lit_devise.knn import KnnError, KnnIndex
+from lit_devise.module import CheckpointError, DeviseModule
+from lit_devise.plots import Cell, save_grid
+from lit_devise.wordvecs import VectorsError, WordVectors
+
+TARGETS = ("images", "labels")
+
+
+def _index_info(folder: Path) -> dict[str, Any]:
+    path = folder / "index.json"
+    if not path.is_file():
+        raise KnnError(f"{folder} is not an index folder (no index.json); run lit_devise.index")
+    return json.loads(path.read_text())
+
+
+def text_query(text: str, vectors_path: str | None) -> np.ndarray:
+    if not vectors_path:
+        raise VectorsError("the index records no word-vector file; give --vectors")
+    words = text.replace(",", " ").split()
+    return WordVectors.load(vectors_path, words, allow_empty=True).query(text)
+
+
+def image_query(image: str, ckpt: str, device: str = "auto") -> np.ndarray:
+    if not Path(image).is_file():
+        raise ImageDataError(f"query image {image!r} does not exist")
+    embedding, _, bad = embed_images(DeviseModule.from_checkpoint(ckpt), [image], 1, device)
+    if bad:
+        raise ImageDataError(f"query image {image} is unreadable")
+    return embedding[0]
+
+
+def search(
+    index_dir: str | Path,
+    text: str | None = None,
+    image: str | None = None,
+    k: int = 9,
+    target: str = "images",
+    vectors: str | None = None,
+    ckpt: str | None = None,
+) -> list[tuple[int, float, str]]:
+    """Ranked ``(rank, cosine, label or path)`` for one query; ranks start at 1."""
+    if (text is None) == (image is None):
+        raise ValueError("give exactly one of text= and image=")
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r} unknown; valid: {list(TARGETS)}")
+    folder = Path(index_dir)
+    info = _index_info(folder)
+    if text is not None:
+        query = text_query(text, vectors or info.get("vectors_path"))
+    else:
+        query = image_query(str(image), ckpt or info["ckpt"])
+    index = KnnIndex.load(folder / target)
+    scores, rows = index.search(query, k)
+    names = index.metadata.get("names")
+    results = []
+    for rank, (score, row) in enumerate(zip(scores[0], rows[0], strict=True), 1):
+        if row < 0:
+            continue
+        label = f"{names[row].split(',')[0]} ({index.ids[row]})" if names else index.ids[row]
+        results.append((rank, float(score), label))
+    return results
+
+
+def grid_rows(
+    query: str, results: Sequence[tuple[int, float, str]], target: str, image: str | None
+) -> list[tuple[str, list[Cell]]]:
+    cells: list[Cell] = [(image, "query", None)] if image else []
+    for rank, score, label in results:
+        path = label if target == "images" else None
+        caption = f"{rank}. {score:.2f}" if path else f"{rank}. {label} {score:.2f}"
+        cells.append((path, caption, None))
+    return [(query, cells)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Search a DeViSE index by words or by image.")
+    parser.add_argument("--index", required=True, help="folder written by lit_devise.index")
+    query = parser.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text", help='one or more words, averaged, e.g. "engine boat"')
+    query.add_argument("--image", help="an image file")
+    parser.add_argument("--k", type=int, default=9, help="results to show")
+    parser.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="images",
+        help="search images (default) or labels (classes and nouns)",
+    )
+    parser.add_argument("--out", help="write an image grid of the results here (PNG)")
+    parser.add_argument("--vectors", help="word vectors for --text (default: the index's)")
+    parser.add_argument("--ckpt", help="checkpoint for --image (default: the index's)")
+    args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error(f"--k {args.k}: expected >= 1")
+    try:
+        results = search(
+            args.index, args.text, args.image, args.k, args.target, args.vectors, args.ckpt
+        )
+        for rank, score, label in results:
+            print(f"{rank} {score:.4f} {label}")
+        if args.out:
+            rows = grid_rows(args.text or Path(args.image).name, results, args.target, args.image)
+            print(f"grid: {save_grid(rows, args.out)}", file=sys.stderr)
+    except (CheckpointError, ImageDataError, VectorsError, KnnError, *BAD_IMAGE_ERRORS) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

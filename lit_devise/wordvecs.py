@@ -1,0 +1,217 @@
+"""Label and query vectors: class names and words looked up in fastText ``.bin`` or ``.vec`` files.
+
+DeViSE (Frome et al. 2013, section 3.1) regresses an image onto the word vector of its label. An
+ImageNet class name is a comma-separated WordNet lemma list (``"tench, Tinca tinca"``) whose
+lemmas can be several words (``"garbage truck"``); the lesson looks names up lower-cased. Here a
+name gets the vector of its first lemma found as one vocabulary entry (``garbage_truck``,
+``garbage-truck``, ``garbagetruck``, ``garbage truck``), else the mean of the words of the first
+lemma whose words all have vectors. Classes without a vector are dropped and reported.
+
+Only the vectors of the words a run asks for are kept (a fastText ``.vec`` holds 2M x 300 floats).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lit_seq2seq.wordvecs import VectorsError, read_vec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LabelVectors", "VectorsError", "WordVectors", "label_vectors", "read_nouns"]
+
+
+def _lemmas(names: str) -> list[str]:
+    return [n.strip().replace("_", " ") for n in names.split(",") if n.strip()]
+
+
+def _forms(lemma: str) -> list[str]:
+    """Spellings a vocabulary may use for one lemma, most specific first."""
+    words = lemma.lower().split()
+    if len(words) == 1:
+        return words
+    return ["_".join(words), "-".join(words), "".join(words), " ".join(words)]
+
+
+def _tokens(lemma: str) -> list[str]:
+    return lemma.lower().replace("-", " ").replace("'", " ").split()
+
+
+def wanted_words(names: Iterable[str]) -> set[str]:
+    """Every vocabulary entry ``WordVectors.phrase`` may ask for, to stream a file only once."""
+    wanted: set[str] = set()
+    for name in names:
+        for lemma in _lemmas(name):
+            wanted.update(_forms(lemma))
+            wanted.update(_tokens(lemma))
+    return wanted
+
+
+def vec_dimension(path: Path) -> int:
+    """The dimension of a ``.vec`` file: its ``count dim`` header, else its first row's length."""
+    if not path.is_file():
+        raise VectorsError(f"vector file {str(path)!r} does not exist")
+    with path.open(encoding="utf-8", errors="replace") as f:
+        first = f.readline().rstrip("\n").rstrip(" ").split(" ")
+    if len(first) == 2 and all(p.isdigit() for p in first):
+        return int(first[1])
+    if len(first) < 2:
+        raise VectorsError(f"{path}:1: not a word-vector line (expected `word v1 v2 ...`)")
+    return len(first) - 1
+
+
+class _AnyCase(set):
+    """Lower-case words that also match "Paris" or "PARIS" in a cased vector file."""
+
+    def __contains__(self, word: object) -> bool:
+        return super().__contains__(word.lower() if isinstance(word, str) else word)
+
+
+class WordVectors:
+    """A small word -> vector table (lower-case keys) with phrase and label lookup.
+
+    Args:
+        table: word -> vector, all of one dimension.
+        source: where the vectors came from (shown in reports and errors).
+    """
+
+    def __init__(self, table: dict[str, np.ndarray], source: str = "") -> None:
+        self.table: dict[str, np.ndarray] = {}
+        for word, vector in table.items():  # "Paris" before "paris": the first one wins
+            self.table.setdefault(word.lower(), np.asarray(vector, np.float32))
+        dims = {v.shape for v in self.table.values()}
+        if len(dims) > 1:
+            raise VectorsError(f"{source}: vectors of several shapes {sorted(dims)}")
+        self.dim = next(iter(dims))[0] if dims else 0  # 0: an empty table
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path, words: Iterable[str], allow_empty: bool = False) -> WordVectors:
+        """The vectors of ``words`` (any case) in a fastText ``.bin`` or a ``.vec`` text file.
+
+        Raises:
+            VectorsError: a missing or malformed file (with the line number), or, unless
+                ``allow_empty``, no vector for any of ``words`` (a wrong file, most likely).
+        """
+        path = Path(path)
+        wanted = _AnyCase(w.lower() for w in words)
+        if path.suffix == ".bin":
+            if not path.is_file():
+                raise VectorsError(f"fastText model {str(path)!r} does not exist")
+            import fasttext
+
+            model = fasttext.load_model(str(path))
+            # Vocabulary words only: fastText's subword guesses for unknown words are not labels.
+            table = {
+                w: model.get_word_vector(w) for w in sorted(wanted) if model.get_word_id(w) >= 0
+            }
+        else:
+            table = read_vec(path, wanted, vec_dimension(path))
+        if not table and not allow_empty:
+            raise VectorsError(
+                f"{path}: none of the {len(wanted)} words asked for has a vector; make sure the "
+                "file is an English word-vector file (fastText .bin/.vec or word2vec text)"
+            )
+        return cls(table, str(path))
+
+    def __contains__(self, word: str) -> bool:
+        return word.lower() in self.table
+
+    def phrase(self, lemma: str) -> np.ndarray | None:
+        """One lemma's vector: the lemma as one entry, else the mean of its words, else None."""
+        for form in _forms(lemma):
+            if form in self.table:
+                return self.table[form]
+        tokens = _tokens(lemma)
+        if tokens and all(t in self.table for t in tokens):
+            return np.mean([self.table[t] for t in tokens], axis=0)
+        return None
+
+    def label(self, names: str) -> np.ndarray | None:
+        """A class's vector from its comma-separated names, as the module docstring describes."""
+        lemmas = _lemmas(names)
+        for lemma in lemmas:
+            for form in _forms(lemma):
+                if form in self.table:
+                    return self.table[form]
+        for lemma in lemmas:
+            vector = self.phrase(lemma)
+            if vector is not None:
+                return vector
+        return None
+
+    def query(self, text: str) -> np.ndarray:
+        """The mean vector of a query's words ("engine boat"); each word must have a vector.
+
+        Raises:
+            VectorsError: naming the words without a vector.
+        """
+        words = [w for w in text.replace(",", " ").split() if w]
+        if not words:
+            raise VectorsError("empty text query")
+        missing = [w for w in words if w not in self]
+        if missing:
+            raise VectorsError(f"no word vector for {missing} in {self.source or 'the vectors'}")
+        return np.mean([self.table[w.lower()] for w in words], axis=0)
+
+
+@dataclass
+class LabelVectors:
+    """Vectors of the labels that have one, and the labels dropped for having none."""
+
+    ids: list[str]
+    names: list[str]
+    vectors: np.ndarray  # (n_labels, dim) float32
+    dropped: list[str] = field(default_factory=list)
+
+
+def label_vectors(ids: Sequence[str], names: Sequence[str], vectors: WordVectors) -> LabelVectors:
+    """Look every label up; labels without a vector are dropped, counted and logged."""
+    kept_ids, kept_names, rows, dropped = [], [], [], []
+    for label_id, name in zip(ids, names, strict=True):
+        vector = vectors.label(name)
+        if vector is None:
+            dropped.append(label_id)
+            continue
+        kept_ids.append(label_id)
+        kept_names.append(name)
+        rows.append(vector)
+    if dropped:
+        log.warning(
+            "%d of %d labels have no word vector in %s and are dropped: %s%s",
+            len(dropped),
+            len(ids),
+            vectors.source,
+            ", ".join(dropped[:10]),
+            " ..." if len(dropped) > 10 else "",
+        )
+    matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, vectors.dim), np.float32)
+    return LabelVectors(kept_ids, kept_names, matrix, dropped)
+
+
+def read_nouns(path: str | Path) -> tuple[list[str], list[str]]:
+    """A WordNet noun list (``wnid<TAB>lemma[, lemma ...]``, ``_`` for spaces) as (ids, names).
+
+    Raises:
+        VectorsError: a missing file or a line without a tab (with the line number).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VectorsError(f"noun list {str(path)!r} does not exist")
+    ids, names = [], []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            if "\t" not in line:
+                raise VectorsError(f"{path}:{line_no}: expected `wnid<TAB>lemma`, got {line!r}")
+            wnid, lemma = line.split("\t", 1)
+            ids.append(wnid.strip())
+            names.append(lemma.replace("_", " ").strip())
+    return ids, names

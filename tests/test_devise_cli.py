@@ -1,0 +1,130 @@
+"""lit_devise.index and lit_devise.search: the CLI round trip, output format, bad input."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lit_devise import index as index_cli
+from lit_devise import search as search_cli
+from tests.test_devise_images import write_unreadable
+
+LINE = re.compile(r"^(\d+) (-?\d+\.\d+) (.+)$")
+
+
+@pytest.fixture(scope="module")
+def built(devise_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    images = tmp_path_factory.mktemp("to_index")
+    import shutil
+
+    shutil.copytree(devise_run["shapes"] / "images", images / "images")
+    write_unreadable(images / "images" / "junk")
+    out = tmp_path_factory.mktemp("index") / "idx"
+    code = index_cli.main(
+        ["--ckpt", str(devise_run["ckpt"]), "--images", str(images), "--out", str(out)]
+    )
+    assert code == 0
+    return {**devise_run, "index": out, "images": images / "images"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def parse(stdout: str) -> list[tuple[int, float, str]]:
+    rows = []
+    for line in stdout.strip().splitlines():
+        match = LINE.match(line)
+        assert match, f"not `<rank> <score> <label or path>`: {line!r}"
+        rows.append((int(match[1]), float(match[2]), match[3]))
+    return rows
+
+
+def test_index_counts_unreadable_images(built: dict[str, Any]) -> None:
+    import json
+
+    info = json.loads((built["index"] / "index.json").read_text())
+    assert info["images"] == 600 + 1  # 20 classes x 30, plus junk/good.jpg
+    assert sorted(Path(p).name for p in info["unreadable"]) == [
+        "empty.jpg",
+        "text.jpg",
+        "truncated.jpg",
+    ]
+    assert info["labels"] == 20 + 22 - 0 and info["classes"] == 20
+
+
+def test_text_query_returns_images_of_that_class(built: dict[str, Any]) -> None:
+    for colour in ("red", "green", "yellow"):
+        results = search_cli.search(built["index"], text=colour, k=10)
+        hits = [colour in Path(path).parent.name for _, _, path in results]
+        assert sum(hits) >= 9, (colour, results)
+    results = search_cli.search(built["index"], text="red circle", k=5)
+    assert sum("red_circle" in path for _, _, path in results) >= 3, results
+
+
+def test_search_cli_round_trip_writes_grids(built: dict[str, Any], tmp_path: Path) -> None:
+    proc = run(
+        "lit_devise.search",
+        "--index",
+        str(built["index"]),
+        "--text",
+        "engine boat",
+        "--k",
+        "4",
+        "--out",
+        str(tmp_path / "text.png"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = parse(proc.stdout)
+    assert [r for r, _, _ in rows] == [1, 2, 3, 4] and all(Path(p).is_file() for _, _, p in rows)
+    assert [s for _, s, _ in rows] == sorted((s for _, s, _ in rows), reverse=True)
+    assert (tmp_path / "text.png").stat().st_size > 1000
+    query = next((built["images"] / "green_square").iterdir())
+    proc = run(
+        "lit_devise.search",
+        "--index",
+        str(built["index"]),
+        "--image",
+        str(query),
+        "--target",
+        "labels",
+        "--k",
+        "3",
+        "--out",
+        str(tmp_path / "labels.png"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    labels = [label for _, _, label in parse(proc.stdout)]
+    assert any("green" in label or "square" in label for label in labels), labels
+    assert (tmp_path / "labels.png").is_file()
+    results = search_cli.search(built["index"], image=str(query), k=3)
+    assert results[0][2] == str(query.resolve()) and results[0][1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_bad_queries_get_one_clear_line(built: dict[str, Any], tmp_path: Path) -> None:
+    cases = [
+        (["--index", str(built["index"]), "--text", "zeppelin"], "no word vector for ['zeppelin']"),
+        (["--index", str(tmp_path), "--text", "red"], "no index.json"),
+        (["--index", str(built["index"]), "--image", str(tmp_path / "x.jpg")], "does not exist"),
+    ]
+    for args, message in cases:
+        proc = run("lit_devise.search", *args)
+        assert proc.returncode == 1 and message in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("error: "), proc.stderr
+    proc = run(
+        "lit_devise.index",
+        "--ckpt",
+        str(tmp_path / "no.ckpt"),
+        "--images",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert proc.returncode == 1 and "error: checkpoint" in proc.stderr

@@ -1,0 +1,202 @@
+"""lit_devise/datamodule.py, precompute.py: splits, hold-out, dropped classes, activation cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from lit_devise import precompute
+from lit_devise.datamodule import DeviseDataModule, eval_transform
+from lit_devise.images import ImageDataError, load_rgb
+from lit_devise.model import DeviseNet, DeviseNetConfig
+from lit_devise.synthetic import make_shapes
+from tests.test_devise_images import write_unreadable
+
+BACKBONE = {"name": "resnet18", "init_seed": 3}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_shapes(tmp_path_factory.mktemp("shapes"), n_per_class=6, size=32)
+
+
+def datamodule(root: Path, cache: Path, **kwargs: Any) -> DeviseDataModule:
+    settings = {
+        "images": str(root / "images"),
+        "class_names": str(root / "classes.tsv"),
+        "vectors": str(root / "vectors.vec"),
+        "nouns": str(root / "nouns.tsv"),
+        "valid_fraction": 1 / 3,
+        "holdout_classes": ["blue_triangle"],
+        "image_size": 32,
+        "resize_ratio": 1.0,
+        "backbone": BACKBONE,
+        "cache_dtype": "float32",
+        "batch_size": 8,
+        "cache_dir": cache,
+    }
+    return DeviseDataModule(**(settings | kwargs))
+
+
+def prepared(dm: DeviseDataModule) -> DeviseDataModule:
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_splits_hold_out_whole_classes(shapes: Path, tmp_path: Path) -> None:
+    dm = prepared(datamodule(shapes, tmp_path))
+    info = dm.devise_info()
+    assert len(info["class_ids"]) == 20 and info["class_vectors"].shape == (20, 50)
+    held = info["class_ids"].index("blue_triangle")
+    assert info["seen"] == [i != held for i in range(20)]
+    sizes = {s: len(dm.datasets[s]) for s in ("train", "valid", "zeroshot")}
+    assert sizes == {"train": 19 * 4, "valid": 19 * 2, "zeroshot": 6}
+    zeroshot_labels = {dm.datasets["zeroshot"][i]["y"] for i in range(6)}
+    assert zeroshot_labels == {held}
+    train_paths = set(dm.split_paths("train"))
+    assert not train_paths & set(dm.split_paths("valid"))
+    assert not any("blue_triangle" in p for p in train_paths)
+    assert dm.report["nouns_with_vector"] == dm.report["nouns"] == 22
+
+
+def test_classes_without_vectors_are_dropped_and_reported(shapes: Path, tmp_path: Path) -> None:
+    names = tmp_path / "classes.tsv"
+    lines = (shapes / "classes.tsv").read_text().splitlines()
+    lines[0] = lines[0].split("\t")[0] + "\tzeppelin"  # no vector for this name
+    names.write_text("\n".join(lines) + "\n")
+    dm = prepared(
+        datamodule(shapes, tmp_path / "cache", class_names=str(names), holdout_classes=[])
+    )
+    dropped = lines[0].split("\t")[0]
+    assert dm.report["classes_without_vector"] == [dropped]
+    assert dm.report["images_of_dropped_classes"] == 6
+    assert dropped not in dm.devise_info()["class_ids"]
+
+
+def test_holdout_errors(shapes: Path, tmp_path: Path) -> None:
+    with pytest.raises(ImageDataError, match=r"holdout_classes \['unicorn'\]"):
+        datamodule(shapes, tmp_path, holdout_classes=["unicorn"]).prepare_data()
+
+
+def test_cached_activations_equal_the_model_backbone(shapes: Path, tmp_path: Path) -> None:
+    dm = prepared(datamodule(shapes, tmp_path))
+    net = DeviseNet(DeviseNetConfig(backbone="resnet18", init_seed=3), out_dim=50).eval()
+    transform = eval_transform(**dm.transform_settings)
+    for i in (0, 5):
+        image = transform(load_rgb(dm.split_paths("train")[i]))[None]
+        with torch.no_grad():
+            expected = net.features(image)[0]
+        torch.testing.assert_close(dm.datasets["train"][i]["x"], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cache_is_reused_and_invalidated(
+    shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(shapes, root)
+    calls: list[int] = []
+    real = precompute.compute_features
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("lit_devise.datamodule.compute_features", counting)
+    cache = tmp_path / "cache"
+    prepared(datamodule(root, cache))
+    prepared(datamodule(root, cache))
+    assert calls == [120], "the second run reuses the cache"
+    prepared(datamodule(root, cache, image_size=24))  # another transform
+    assert len(calls) == 2
+    prepared(datamodule(root, cache, backbone={**BACKBONE, "init_seed": 4}))  # another backbone
+    assert len(calls) == 3
+    image = root / "images" / "red_circle" / "0000.png"
+    image.write_bytes((root / "images" / "red_square" / "0000.png").read_bytes())
+    os.utime(image, ns=(1, 1))
+    prepared(datamodule(root, cache))  # an image changed
+    assert len(calls) == 4
+
+
+def test_unreadable_images_are_skipped_and_counted(shapes: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(shapes, root)
+    write_unreadable(root / "images" / "red_circle")
+    (root / "images" / "red_circle" / "good.jpg").unlink()
+    dm = prepared(datamodule(root, tmp_path / "cache", valid_fraction=0.0, holdout_classes=[]))
+    assert dm.report["unreadable_images"] == 3
+    assert len(dm.datasets["train"]) == 120
+    report = json.loads((dm.features_path(dm.plan) / "report.json").read_text())
+    assert sorted(Path(p).name for p in report["unreadable_paths"]) == [
+        "empty.jpg",
+        "text.jpg",
+        "truncated.jpg",
+    ]
+    # Without precompute the loader skips them per batch instead.
+    dm = prepared(
+        datamodule(
+            root,
+            tmp_path / "cache",
+            valid_fraction=0.0,
+            holdout_classes=[],
+            precompute=False,
+            batch_size=200,
+        )
+    )
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["skipped"] == 3 and len(batch["y"]) == 120 and batch["x"].shape[1:] == (3, 32, 32)
+
+
+def test_every_rank_gets_the_same_number_of_batches(shapes: Path, tmp_path: Path) -> None:
+    dm = prepared(datamodule(shapes, tmp_path, batch_size=7))
+
+    class FakeTrainer:
+        world_size = 2
+
+        def __init__(self, rank: int) -> None:
+            self.global_rank = rank
+
+    seen = []
+    for rank in (0, 1):
+        dm.trainer = FakeTrainer(rank)  # type: ignore[assignment]
+        loaders = [dm.train_dataloader(), *dm.val_dataloader()]
+        seen.append([len(list(loader)) for loader in loaders])
+        indices = [int(i) for b in loaders[1] for i in b["index"]]
+        assert len(indices) == 19  # 38 valid items over 2 ranks
+    assert seen[0] == seen[1]
+    dm.trainer = None
+
+
+def test_precompute_writes_nothing_when_interrupted(shapes: Path, tmp_path: Path) -> None:
+    net = DeviseNet(DeviseNetConfig(backbone="resnet18"), out_dim=4)
+    paths = [str(p) for p in sorted((shapes / "images").rglob("*.png"))[:3]]
+
+    def broken(image: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        precompute.compute_features(net, paths, broken, tmp_path / "features")
+    assert list(tmp_path.iterdir()) == []
+    np.testing.assert_equal(len(paths), 3)
+
+
+def test_no_batch_of_one(shapes: Path, tmp_path: Path) -> None:
+    from torch.utils.data import SequentialSampler
+
+    from lit_devise.datamodule import NoSingletonBatchSampler
+
+    for n, size, expected in ((9, 4, [4, 5]), (10, 4, [4, 4, 2]), (1, 4, [1]), (8, 4, [4, 4])):
+        sampler = NoSingletonBatchSampler(SequentialSampler(range(n)), size)
+        batches = list(sampler)
+        assert [len(b) for b in batches] == expected and len(sampler) == len(expected)
+        assert sorted(i for b in batches for i in b) == list(range(n))

@@ -1,0 +1,131 @@
+"""lit_devise/images.py: folder and Kaggle layouts, mapping files, image modes, unreadable files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lit_devise.images import (
+    BAD_IMAGE_ERRORS,
+    ImageDataError,
+    ImageDataset,
+    load_rgb,
+    read_class_names,
+    scan_folder,
+    scan_kaggle,
+    skip_none_collate,
+)
+
+
+def photo(path: Path, colour: tuple[int, int, int] = (200, 30, 30), size: int = 20) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size + 3), colour).save(path)
+    return path
+
+
+def test_folder_layout_with_mapping_and_empty_class(tmp_path: Path) -> None:
+    for wnid, n in (("n02", 3), ("n01", 2)):
+        for i in range(n):
+            photo(tmp_path / "img" / wnid / f"{i}.JPEG")
+    (tmp_path / "img" / "n03").mkdir()  # a class folder with no images
+    (tmp_path / "img" / "n01" / "notes.txt").write_text("not an image")
+    mapping = tmp_path / "classes.tsv"
+    mapping.write_text("n01\ttench, Tinca tinca\nn02\tgarbage truck\nn03\tkite\n")
+    found = scan_folder(tmp_path / "img", read_class_names(mapping))
+    assert found.class_ids == ["n01", "n02"] and found.class_names[0] == "tench, Tinca tinca"
+    assert found.labels == [0, 0, 1, 1, 1] and len(found) == 5
+    assert found.empty_classes == ["n03"]
+
+
+def test_folder_layout_errors(tmp_path: Path) -> None:
+    with pytest.raises(ImageDataError, match="does not exist"):
+        scan_folder(tmp_path / "nope")
+    photo(tmp_path / "img" / "n09" / "a.png")
+    with pytest.raises(ImageDataError, match=r"not in the class mapping file: \['n09'\]"):
+        scan_folder(tmp_path / "img", {"n01": "tench"})
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("n01\n")
+    with pytest.raises(ImageDataError, match=r"bad.tsv:1: expected `class<TAB>names`"):
+        read_class_names(bad)
+
+
+def test_loc_synset_mapping_is_space_separated(tmp_path: Path) -> None:
+    path = tmp_path / "LOC_synset_mapping.txt"
+    path.write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
+    assert read_class_names(path) == {
+        "n01440764": "tench, Tinca tinca",
+        "n01443537": "goldfish, Carassius auratus",
+    }
+
+
+def make_kaggle(root: Path) -> None:
+    (root / "LOC_synset_mapping.txt").write_text("n01 tench, Tinca tinca\nn02 goldfish\n")
+    data = root / "ILSVRC" / "Data" / "CLS-LOC"
+    for wnid in ("n01", "n02"):
+        for i in range(2):
+            photo(data / "train" / wnid / f"{wnid}_{i}.JPEG")
+    for i in range(3):
+        photo(data / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
+    (root / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\n"
+        "ILSVRC2012_val_00000000,n02 1 2 3 4 n02 5 6 7 8\n"
+        "ILSVRC2012_val_00000001,n01 1 2 3 4\n"
+        "ILSVRC2012_val_00000002,n02 1 2 3 4\n"
+    )
+
+
+def test_kaggle_layout_uses_imagenet_validation_labels(tmp_path: Path) -> None:
+    make_kaggle(tmp_path)
+    train = scan_kaggle(tmp_path, "train")
+    val = scan_kaggle(tmp_path, "val")
+    assert train.class_ids == val.class_ids == ["n01", "n02"]
+    assert train.labels == [0, 0, 1, 1]
+    assert [Path(p).name for p in val.paths] == [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(3)]
+    assert val.labels == [1, 0, 1]
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "P", "I;16", "LA"])
+def test_every_image_mode_becomes_8bit_rgb(tmp_path: Path, mode: str) -> None:
+    if mode == "I;16":
+        image = Image.fromarray(np.full((6, 5), 60000, dtype=np.uint16))
+        path = tmp_path / "deep.png"
+    else:
+        image = Image.new("RGB", (5, 6), (10, 200, 30)).convert(mode)
+        path = tmp_path / ("x.jpg" if mode in ("L", "CMYK") else "x.png")
+    image.save(path)
+    rgb = load_rgb(path)
+    assert rgb.mode == "RGB" and rgb.size == (5, 6)
+    if mode == "I;16":
+        assert np.asarray(rgb).min() >= 230  # 60000/65535 of white, not clipped garbage
+    if mode == "RGBA":
+        assert np.asarray(rgb)[0, 0, 1] > 150
+
+
+def write_unreadable(folder: Path) -> list[Path]:
+    """A truncated JPEG, a 0-byte file and text named .jpg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = photo(folder / "good.jpg", size=64)
+    data = good.read_bytes()
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(data[: len(data) // 2])
+    empty = folder / "empty.jpg"
+    empty.write_bytes(b"")
+    text = folder / "text.jpg"
+    text.write_text("<html>not found</html>")
+    return [truncated, empty, text]
+
+
+def test_unreadable_files_raise_known_errors_and_are_skipped(tmp_path: Path) -> None:
+    bad = write_unreadable(tmp_path)
+    for path in bad:
+        with pytest.raises(BAD_IMAGE_ERRORS):
+            load_rgb(path)
+    paths = [str(tmp_path / "good.jpg"), *map(str, bad)]
+    dataset = ImageDataset(paths, [0, 1, 2, 3], lambda im: torch.zeros(3, 2, 2))
+    batch = skip_none_collate([dataset[i] for i in range(4)])
+    assert batch["skipped"] == 3 and batch["y"].tolist() == [0] and batch["index"].tolist() == [0]
+    assert skip_none_collate([None])["skipped"] == 1
