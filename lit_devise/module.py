@@ -28,15 +28,13 @@ from torchmetrics import MeanMetric, Metric
 
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.plots import Cell, search_grid
+from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
 from lit_seq2seq.reporting import log_figure
 
 LOSSES = ("cosine", "l1")
 EVAL_STAGES = ("val", "zeroshot")
 BACKBONE_KEYS = ("backbone", "weights", "weights_path", "init_seed")
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable DeViSE checkpoint."""
+__all__ = ["CheckpointError", "ConfigMismatchError", "DeviseModule", "HitAtK", "devise_loss"]
 
 
 class ConfigMismatchError(ValueError):
@@ -165,18 +163,13 @@ class DeviseModule(pl.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> DeviseModule:
         """A module ready to embed images, from a checkpoint alone (read with ``weights_only``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-        try:
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:
-            raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
-        if not isinstance(checkpoint, dict) or "devise" not in checkpoint:
-            raise CheckpointError(
-                f"{path} is not a DeViSE checkpoint (no class vectors in it); make sure it was "
-                "written by `python train.py model=devise`"
-            )
+        checkpoint = read_checkpoint(
+            path,
+            "devise",
+            "DeViSE checkpoint (no class vectors in it)",
+            "python train.py model=devise",
+            map_location,
+        )
         hparams = dict(checkpoint["hyper_parameters"])
         # The weights come from the checkpoint: no download, no local file needed.
         hparams["net"] = {**hparams["net"], "weights": None, "weights_path": None}

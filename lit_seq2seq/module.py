@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.text import SacreBLEUScore
 
+from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
 from lit_seq2seq.dataset import Batch
 from lit_seq2seq.model import Seq2Seq, Seq2SeqConfig
 from lit_seq2seq.reporting import log_attention, log_samples
@@ -35,10 +36,7 @@ from lit_seq2seq.tokenizer import detokenize
 from lit_seq2seq.vocab import Vocab
 
 OPTIMIZERS = ("adam", "sgd")
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable translation checkpoint."""
+__all__ = ["CheckpointError", "Seq2SeqModule"]
 
 
 class Seq2SeqModule(pl.LightningModule):
@@ -127,18 +125,13 @@ class Seq2SeqModule(pl.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> Seq2SeqModule:
         """A module ready to translate, from a checkpoint alone (loaded with ``weights_only``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-        try:
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:
-            raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
-        if not isinstance(checkpoint, dict) or "translation" not in checkpoint:
-            raise CheckpointError(
-                f"{path} is not a translation checkpoint (no vocabularies in it); make sure it "
-                "was written by `python train.py model=seq2seq`"
-            )
+        checkpoint = read_checkpoint(
+            path,
+            "translation",
+            "translation checkpoint (no vocabularies in it)",
+            "python train.py model=seq2seq",
+            map_location,
+        )
         hparams = dict(checkpoint["hyper_parameters"])
         hparams["betas"] = tuple(hparams["betas"])
         module = cls(**hparams, translation=checkpoint["translation"])
