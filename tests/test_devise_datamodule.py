@@ -200,3 +200,26 @@ def test_no_batch_of_one(shapes: Path, tmp_path: Path) -> None:
         batches = list(sampler)
         assert [len(b) for b in batches] == expected and len(sampler) == len(expected)
         assert sorted(i for b in batches for i in b) == list(range(n))
+
+
+def test_kaggle_layout_end_to_end(tmp_path: Path) -> None:
+    from tests.test_devise_images import make_kaggle
+    from tests.test_devise_wordvecs import write_vec
+
+    make_kaggle(tmp_path / "imagenet")
+    vectors = write_vec(tmp_path / "v.vec", {"tench": [1.0, 0.0], "goldfish": [0.0, 1.0]})
+    dm = prepared(
+        DeviseDataModule(
+            images=str(tmp_path / "imagenet"), vectors=str(vectors), layout="kaggle",
+            image_size=16, resize_ratio=1.0, backbone=BACKBONE, cache_dir=tmp_path / "cache",
+        )
+    )  # fmt: skip
+    assert dm.devise_info()["class_ids"] == ["n01", "n02"]
+    assert [len(dm.datasets[s]) for s in ("train", "valid", "zeroshot")] == [4, 3, 0]
+    valid = [Path(p).name for p in dm.split_paths("valid")]
+    labels = {name: dm.datasets["valid"][i]["y"] for i, name in enumerate(valid)}
+    assert labels == {
+        "ILSVRC2012_val_00000000.JPEG": 1,
+        "ILSVRC2012_val_00000001.JPEG": 0,
+        "ILSVRC2012_val_00000002.JPEG": 1,
+    }

@@ -63,6 +63,7 @@ def test_loc_synset_mapping_is_space_separated(tmp_path: Path) -> None:
 
 
 def make_kaggle(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
     (root / "LOC_synset_mapping.txt").write_text("n01 tench, Tinca tinca\nn02 goldfish\n")
     data = root / "ILSVRC" / "Data" / "CLS-LOC"
     for wnid in ("n01", "n02"):
