@@ -15,10 +15,13 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 from rich.console import Console
 from rich.syntax import Syntax
+
+from callbacks import NonFiniteLossError
 
 log = logging.getLogger("train")
 
@@ -140,10 +143,54 @@ def build(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> tuple[Any, An
     return datamodule, model, trainer
 
 
+RESUMABLE = ("last.ckpt", "on_exception.ckpt")
+
+
+def resolve_ckpt_path(
+    ckpt_path: str | None, runs_root: str | Path, output_dir: str | Path
+) -> str | None:
+    """``ckpt_path`` as a file: ``last`` is the newest ``last.ckpt`` or ``on_exception.ckpt`` of
+    an earlier run under ``runs_root`` (each run writes into its own directory, so Lightning's own
+    ``"last"`` would look in this run's empty one)."""
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) != "last":
+        if not Path(ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path={ckpt_path!r} does not exist")
+        check_checkpoint(ckpt_path)
+        return str(ckpt_path)
+    output = Path(output_dir).resolve()
+    found = [
+        p
+        for p in Path(runs_root).glob("**/checkpoints/*.ckpt")
+        if p.name in RESUMABLE and output not in p.resolve().parents
+    ]
+    if not found:
+        raise ConfigError(
+            f"ckpt_path=last: no {' or '.join(RESUMABLE)} under {runs_root}; give a path instead"
+        )
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    log.info("resuming from %s", newest)
+    check_checkpoint(newest)
+    return str(newest)
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Refuse a truncated file or one that would run code when loaded, before Lightning reads it
+    (its error would be a traceback); same ``weights_only`` load that resuming uses."""
+    from lit_seq2seq.checkpoint import read_checkpoint
+
+    read_checkpoint(path, "state_dict", "Lightning checkpoint", "python train.py")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    ckpt_path = resolve_ckpt_path(
+        cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name, cfg.paths.output_dir
+    )
     datamodule, model, trainer = build(cfg)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # weights_only: a resumed checkpoint cannot run code (tensors, numbers, strings, lists only).
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
@@ -156,14 +203,44 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> None:
+def input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input (a file, a setting): reported in one line, not a traceback."""
+    from lit_devise.backbone import BackboneError
+    from lit_devise.images import ImageDataError
+    from lit_devise.knn import KnnError
+    from lit_devise.module import ConfigMismatchError
+    from lit_seq2seq.checkpoint import CheckpointError
+    from lit_seq2seq.corpus import CorpusError
+    from lit_seq2seq.dataset import CacheError
+    from lit_seq2seq.wordvecs import VectorsError
+
+    return (
+        *(ConfigError, CorpusError, VectorsError, CheckpointError, CacheError),
+        *(ImageDataError, BackboneError, KnnError, ConfigMismatchError, NonFiniteLossError),
+    )
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """``train`` for the command line: bad input ends in one ``error: ...`` line (SystemExit)."""
+    errors = input_errors()
     try:
         resolve_gpus(cfg.trainer)
-    except ConfigError as err:
+        resolve_ckpt_path(
+            cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name, cfg.paths.output_dir
+        )
+        print_config(cfg)
+        return train(cfg)
+    except InstantiationException as err:  # raised in a constructor, wrapped by Hydra
+        if isinstance(err.__cause__, errors):
+            raise SystemExit(f"error: {err.__cause__}") from None
+        raise
+    except errors as err:
         raise SystemExit(f"error: {err}") from None
-    print_config(cfg)
-    train(cfg)
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.precompute import FeatureDataset, cache_key, compute_features
 from lit_devise.synthetic import make_shapes
 from lit_devise.wordvecs import WordVectors, label_vectors, read_nouns, wanted_words
+from lit_seq2seq.dataset import load_array
+from lit_seq2seq.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 
 log = logging.getLogger(__name__)
 PLAN_FORMAT = 1
@@ -345,18 +347,24 @@ class DeviseDataModule(pl.LightningDataModule):
         if self.precompute:
             features = self.features_path(plan)
             if not (features / "report.json").is_file():
-                net = DeviseNet(DeviseNetConfig(**self.backbone, freeze=True), out_dim=1)
-                compute_features(
-                    net,
-                    self._all_paths(plan),
-                    self.eval_transform(),
-                    features,
-                    self.precompute_batch_size,
-                    self.num_workers,
-                    self.precompute_device,
-                    self.cache_dtype,
-                )
+                self._precompute(plan, features)
         self._log_report(plan)
+
+    def _precompute(self, plan: dict[str, Any], features: Path) -> None:
+        # Forked RNG: building the net draws random numbers, and a run must train the same
+        # whether or not its cache already existed.
+        with torch.random.fork_rng(devices=[]):
+            net = DeviseNet(DeviseNetConfig(**self.backbone, freeze=True), out_dim=1)
+            compute_features(
+                net,
+                self._all_paths(plan),
+                self.eval_transform(),
+                features,
+                self.precompute_batch_size,
+                self.num_workers,
+                self.precompute_device,
+                self.cache_dtype,
+            )
 
     @staticmethod
     def _all_paths(plan: dict[str, Any]) -> list[str]:
@@ -401,13 +409,13 @@ class DeviseDataModule(pl.LightningDataModule):
         if not (self.plan_path / "plan.json").is_file():
             raise RuntimeError(f"no prepared data in {self.plan_path}; call prepare_data() first")
         self.plan = json.loads((self.plan_path / "plan.json").read_text())
-        self.class_vectors = np.load(self.plan_path / "class_vectors.npy")
+        self.class_vectors = load_array(self.plan_path / "class_vectors.npy")
         self.report = dict(self.plan["report"])
         splits = self.plan["splits"]
         if self.precompute:
             features_dir = self.features_path(self.plan)
-            features = np.load(features_dir / "features.npy", mmap_mode="r")
-            ok = np.load(features_dir / "ok.npy")
+            features = load_array(features_dir / "features.npy", mmap_mode="r")
+            ok = load_array(features_dir / "ok.npy")
             self.report["unreadable_images"] = int((~ok).sum())
             start = 0
             for split in SPLITS:
@@ -454,13 +462,16 @@ class DeviseDataModule(pl.LightningDataModule):
             dataset, num_replicas=world, rank=rank, shuffle=train, seed=self.seed, drop_last=False
         )
         size = self.batch_size if train else self.eval_batch_size
-        return DataLoader(
-            dataset,
-            batch_sampler=NoSingletonBatchSampler(sampler, size),
-            collate_fn=None if self.precompute else skip_none_collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        settings = {
+            "collate_fn": None if self.precompute else skip_none_collate,
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "generator": private_generator(),
+        }
+        batches = NoSingletonBatchSampler(sampler, size)
+        if train:  # resumes mid-epoch and reshuffles per epoch (set_epoch)
+            return ResumableDataLoader(dataset, batches, trainer_batches_done(trainer), **settings)
+        return DataLoader(dataset, batch_sampler=batches, **settings)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -25,6 +25,7 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
+from lit_devise.backbone import BackboneError
 from lit_devise.images import ImageDataset, skip_none_collate
 from lit_devise.model import DeviseNet
 
@@ -35,6 +36,8 @@ CACHE_FORMAT = 1
 def _file_stamp(path: str | None) -> list[Any] | None:
     if not path:
         return None
+    if not Path(path).is_file():
+        raise BackboneError(f"weights_path {str(path)!r} does not exist")
     stat = os.stat(path)
     return [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
 

@@ -7,6 +7,7 @@ at all, is refused with a message that says which command writes the right one.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,14 @@ def read_checkpoint(
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: it holds Python objects besides tensors and "
+            "plain values, and loading those could run code; refused"
+        ) from None
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path} is not a readable checkpoint ({first_line})") from None
     if not isinstance(checkpoint, dict) or key not in checkpoint:
         raise CheckpointError(f"{path} is not a {what}; make sure it was written by `{command}`")
     return checkpoint

@@ -25,12 +25,13 @@ import spacy
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
-from lit_seq2seq.corpus import Corpus, ReadStats
-from lit_seq2seq.dataset import Collate, PairDataset, Ragged
+from lit_seq2seq.corpus import Corpus, CorpusError, ReadStats
+from lit_seq2seq.dataset import Collate, PairDataset, Ragged, load_array
+from lit_seq2seq.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_seq2seq.sampler import SortishSampler, SortSampler
 from lit_seq2seq.tokenizer import Tokenizer
 from lit_seq2seq.vocab import SPECIALS, Vocab
-from lit_seq2seq.wordvecs import VectorSource, embedding_matrix, lookup
+from lit_seq2seq.wordvecs import VectorsError, VectorSource, embedding_matrix, lookup
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
@@ -165,7 +166,7 @@ class TranslationDataModule(pl.LightningDataModule):
         out["src"] = [out["src"][i] for i in keep]
         out["tgt"] = [out["tgt"][i] for i in keep]
         if not keep:
-            raise ValueError(
+            raise CorpusError(
                 f"the {split} corpus is empty after reading and filtering ({stats.summary()}); "
                 "make sure the file, its columns and the filter patterns are right"
             )
@@ -186,7 +187,7 @@ class TranslationDataModule(pl.LightningDataModule):
             parts[e in held]["src"].append(s)
             parts[e in held]["tgt"].append(t)
         if not parts[False]["src"]:
-            raise ValueError("valid_fraction leaves no training pairs; lower it or add data")
+            raise CorpusError("valid_fraction leaves no training pairs; lower it or add data")
         return {**train, **parts[False]}, {**parts[True], "read": None, "dropped_empty_tokens": 0}
 
     def _prepare_tokens(self) -> None:
@@ -255,6 +256,12 @@ class TranslationDataModule(pl.LightningDataModule):
                 train = Ragged.load(self.cache_path / f"train_{side}")
                 sentences = [vocab.decode(train[i]) for i in range(len(train))]
             found = lookup(self.vectors[side], vocab.itos, self.emb_dims[side], sentences)
+            if not found and self.vectors[side].kind in ("fasttext", "vec", "spacy"):
+                raise VectorsError(
+                    f"none of the {len(vocab) - len(SPECIALS)} {side} words has a vector in "
+                    f"{self.vectors[side].path}; make sure the vectors are for the "
+                    f"{'French' if side == 'src' else 'English'} side (or use kind=train/none)"
+                )
             matrix, report[side] = embedding_matrix(
                 vocab.itos, counts, found, self.emb_dims[side], self.vectors[side].scale, self.seed
             )
@@ -327,7 +334,7 @@ class TranslationDataModule(pl.LightningDataModule):
                 self.datasets[split] = PairDataset(
                     Ragged.load(path / f"{split}_src"), Ragged.load(path / f"{split}_tgt")
                 )
-        self.pretrained = {s: np.load(self.vectors_path / f"{s}.npy") for s in ("src", "tgt")}
+        self.pretrained = {s: load_array(self.vectors_path / f"{s}.npy") for s in ("src", "tgt")}
 
     def translation_info(self) -> dict[str, Any]:
         """What translation needs besides weights: stored in the checkpoint."""
@@ -362,6 +369,7 @@ class TranslationDataModule(pl.LightningDataModule):
             collate_fn=Collate(self.src_vocab.pad_idx),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=private_generator(),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -370,7 +378,16 @@ class TranslationDataModule(pl.LightningDataModule):
         sampler = SortishSampler(
             lengths, self.batch_size, world, rank, self.seed, self.chunk_batches
         )
-        return self._loader("train", sampler)
+        assert self.src_vocab is not None
+        # Resumes mid-epoch, and forwards set_epoch so the sort-ish order changes every epoch.
+        return ResumableDataLoader(
+            self.datasets["train"],
+            sampler,
+            trainer_batches_done(self.trainer),
+            collate_fn=Collate(self.src_vocab.pad_idx),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
         world, rank = self._ranks()

@@ -15,6 +15,22 @@ import torch
 from torch.utils.data import Dataset
 
 
+class CacheError(ValueError):
+    """A cache file that is not what this code wrote; the message says what to delete."""
+
+
+def load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """A NumPy array from a cache file. Pickled (object) arrays are refused, never unpickled:
+    a crafted cache file cannot run code."""
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)  # type: ignore[no-any-return]
+    except (ValueError, OSError, EOFError) as err:
+        raise CacheError(
+            f"cache file {path} is unreadable or not a plain array ({err}); delete "
+            f"{path.parent} and run again to rebuild it"
+        ) from None
+
+
 class Ragged:
     """Variable-length int sequences as ``flat`` values and ``offsets`` (len n + 1)."""
 
@@ -44,8 +60,8 @@ class Ragged:
 
     @classmethod
     def load(cls, path: Path) -> Ragged:
-        flat = np.load(path.with_suffix(".flat.npy"), mmap_mode="r", allow_pickle=False)
-        offsets = np.load(path.with_suffix(".offsets.npy"), allow_pickle=False)
+        flat = load_array(path.with_suffix(".flat.npy"), mmap_mode="r")
+        offsets = load_array(path.with_suffix(".offsets.npy"))
         return cls(flat, offsets)
 
 

@@ -77,14 +77,14 @@ def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
     cfg = compose_train(tmp_path, f"callbacks={choice}")
     callbacks = train.instantiate_each(cfg.callbacks)
     types = {type(c).__name__ for c in callbacks}
+    default = {"ModelCheckpoint", "InterruptCheckpoint", "RandomStateCheckpoint"}
+    default |= {"RichProgressBar"}
     expected = {
-        "default": {"ModelCheckpoint", "RichProgressBar"},
-        "seq2seq": {"ModelCheckpoint", "RichProgressBar", "OneCycleScheduler"}
-        | {"TeacherForcingScheduler"},
-        "seq2seq_lesson": {"ModelCheckpoint", "RichProgressBar", "OneCycleScheduler"}
-        | {"TeacherForcingScheduler"},
+        "default": default,
+        "seq2seq": default | {"OneCycleScheduler", "TeacherForcingScheduler"},
+        "seq2seq_lesson": default | {"OneCycleScheduler", "TeacherForcingScheduler"},
         "one_cycle_use_clr_beta": {"OneCycleScheduler"},
-        "devise": {"ModelCheckpoint", "RichProgressBar", "OneCycleScheduler"},
+        "devise": default | {"OneCycleScheduler"},
         "none": set(),
     }[choice]
     assert types == expected

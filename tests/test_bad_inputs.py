@@ -1,0 +1,224 @@
+"""Bad input through the public entry points: each gets one clear answer, nothing silently lost.
+
+``train.run`` is what ``python train.py`` runs: bad input ends in one ``error: ...`` line
+(SystemExit) instead of a traceback; drops and skips are counted in the data reports.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import train
+from tests.conftest import DEVISE_RUN, TINY_RUN, compose_train
+from tests.test_devise_images import write_unreadable
+from tests.test_devise_wordvecs import write_vec
+
+SEQ2SEQ = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs")] + [
+    "trainer.max_epochs=1",
+    "data.src_vectors.kind=none",
+    "data.tgt_vectors.kind=none",
+]
+QUESTIONS = "".join(f"Où est le chat {i} ?\tWhere is cat {i}?\n" for i in range(60))
+
+
+def error_of(tmp_path: Path, *overrides: str) -> str:
+    """The one line `python train.py <overrides>` ends with."""
+    cfg = compose_train(tmp_path / "run", *overrides, f"paths.data_dir={tmp_path / 'data'}")
+    with pytest.raises(SystemExit) as exit_info:
+        train.run(cfg)
+    message = str(exit_info.value.code)
+    assert message.startswith("error: ") and "\n" not in message, message
+    return message
+
+
+def tsv_overrides(path: Path) -> list[str]:
+    base = [o for o in SEQ2SEQ if not o.startswith("data.train.n_pairs")]
+    return [*base, "data=tatoeba_questions", f"data.train.path={path}", "data.valid=null",
+            "data.test=null"]  # fmt: skip
+
+
+def prepared(tmp_path: Path, *overrides: str) -> Any:
+    cfg = compose_train(tmp_path / "run", *overrides, f"paths.data_dir={tmp_path / 'data'}")
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+# -- corpus --
+def test_corpus_bad_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    long_pair = "Où " + "très " * 80 + "?\tWhere " + "very " * 80 + "?\n"
+    path.write_bytes(QUESTIONS.encode() + b"\n" + b"Caf\xe9 ?\tCoffee?\n" + long_pair.encode())
+    report = prepared(tmp_path, *tsv_overrides(path)).report
+    read = report["splits"]["train"]["read"]
+    assert read["skipped"] == {"empty line": 1, "invalid UTF-8": 1}
+    assert report["splits"]["train"]["truncated_pairs"] >= 1  # the 80-word pair is cut, not lost
+
+
+def test_corpus_errors_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "three.tsv").write_text("a\tb\tc\n" * 5)
+    (tmp_path / "nothing.tsv").write_text("\n\n")
+    fr, en = tmp_path / "giga.fr", tmp_path / "giga.en"
+    fr.write_text("Qui ?\nQuoi ?\n")
+    en.write_text("Who?\n")
+    cases = {
+        "expects 2": tsv_overrides(tmp_path / "three.tsv"),  # an unknown column layout
+        "empty after reading and filtering": tsv_overrides(tmp_path / "nothing.tsv"),
+        "does not exist": tsv_overrides(tmp_path / "missing.tsv"),
+        "name exactly one 'fr'": [
+            *tsv_overrides(tmp_path / "three.tsv"),
+            "data.train.columns=[fr,fr]",
+        ],
+        "giga.en": [
+            *[o for o in SEQ2SEQ if not o.startswith("data.train.n_pairs")],
+            "data=giga_fren",
+            f"data.train.fr_path={fr}",
+            f"data.train.en_path={en}",
+        ],
+    }
+    for expected, overrides in cases.items():
+        assert expected in error_of(tmp_path, *overrides), expected
+
+
+# -- word vectors --
+def test_word_vector_errors_are_one_line(tmp_path: Path) -> None:
+    corpus = tmp_path / "pairs.tsv"
+    corpus.write_text(QUESTIONS)
+    malformed = tmp_path / "malformed.vec"
+    malformed.write_text("2 64\nwhere " + " ".join(["0.5"] * 64) + "\nis 1 2\n")
+    wrong_dim = write_vec(tmp_path / "dim.vec", {"where": [1.0, 2.0]})
+    unrelated = write_vec(tmp_path / "other.vec", {"zeppelin": [1.0] * 64})
+    base = [*tsv_overrides(corpus), "data.tgt_vectors.kind=vec"]
+    cases = {
+        "does not exist": f"data.tgt_vectors.path={tmp_path / 'missing.vec'}",
+        "malformed.vec:3: expected a word and 64 numbers": f"data.tgt_vectors.path={malformed}",
+        "dimension 2 but the embedding has 64": f"data.tgt_vectors.path={wrong_dim}",
+        "none of the": f"data.tgt_vectors.path={unrelated}",
+    }
+    for expected, override in cases.items():
+        assert expected in error_of(tmp_path, *base, override), expected
+
+
+# -- images --
+def shapes_overrides(root: Path) -> list[str]:
+    files = [f"data.images={root}/images", f"data.class_names={root}/classes.tsv",
+             f"data.vectors={root}/vectors.vec", f"data.nouns={root}/nouns.tsv"]  # fmt: skip
+    return [*DEVISE_RUN, "trainer.max_epochs=1", "data.synthetic=null", *files]
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> Path:
+    from lit_devise.synthetic import make_shapes
+
+    return make_shapes(tmp_path / "shapes", n_per_class=6, size=32)
+
+
+def test_image_problems_are_skipped_and_reported(tmp_path: Path, shapes: Path) -> None:
+    from PIL import Image
+
+    folder = shapes / "images" / "red_circle"
+    write_unreadable(folder)
+    Image.new("L", (32, 32), 90).save(folder / "gray.png")
+    Image.new("RGB", (32, 32), (200, 0, 0)).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.new("RGBA", (32, 32), (200, 0, 0, 128)).save(folder / "rgba.png")
+    Image.fromarray(np.full((32, 32), 50000, dtype=np.uint16)).save(folder / "deep.png")
+    (shapes / "images" / "empty_class").mkdir()
+    lines = (shapes / "classes.tsv").read_text() + "empty_class\tnothing\n"
+    (shapes / "classes.tsv").write_text(
+        lines.replace("green_cross\tgreen cross", "green_cross\tzeppelin")
+    )
+    dm = prepared(tmp_path, *shapes_overrides(shapes))
+    assert dm.report["unreadable_images"] == 3  # truncated, 0-byte, text: skipped and counted
+    assert dm.report["empty_class_folders"] == ["empty_class"]
+    assert dm.report["classes_without_vector"] == ["green_cross"]
+    assert dm.report["images_of_dropped_classes"] == 6
+    readable = {"gray.png", "cmyk.jpg", "rgba.png", "deep.png", "good.jpg"}
+    kept = {Path(p).name for s in ("train", "valid", "zeroshot") for p in dm.split_paths(s)}
+    assert readable <= kept  # every mode became RGB, nothing dropped
+
+
+def test_image_errors_are_one_line(tmp_path: Path, shapes: Path) -> None:
+    (tmp_path / "classes.tsv").write_text("red_circle\tzeppelin\n")
+    overrides = shapes_overrides(shapes)
+    assert "not in the class mapping file" in error_of(
+        tmp_path, *overrides, f"data.class_names={tmp_path / 'classes.tsv'}"
+    )
+    assert "does not exist" in error_of(tmp_path, *overrides, f"data.images={tmp_path / 'no'}")
+    assert "weights_path" in error_of(
+        tmp_path, *overrides, f"model.net.weights_path={tmp_path / 'no.th'}"
+    )
+
+
+# -- configs and checkpoints --
+def test_unknown_data_name_lists_the_choices(tmp_path: Path) -> None:
+    from tests.test_train import run_train
+
+    proc = run_train("data=tatoba", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Could not find 'data/tatoba'" in proc.stderr and "tatoeba_questions" in proc.stderr
+
+
+def test_checkpoint_errors_are_one_line(tmp_path: Path, tiny_run: dict[str, Any]) -> None:
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(tiny_run["ckpt"].read_bytes()[:5000])
+    assert "not a readable checkpoint" in error_of(tmp_path, *SEQ2SEQ, f"ckpt_path={truncated}")
+    other = error_of(tmp_path, *DEVISE_RUN, f"ckpt_path={tiny_run['ckpt']}")
+    assert "not a DeViSE checkpoint" in other
+
+
+def test_crafted_pickles_are_refused_not_run(tmp_path: Path, tiny_run: dict[str, Any]) -> None:
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (Path.touch, (marker,))
+
+    # A checkpoint whose unpickling would run code.
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "x": Payload()}, evil)
+    assert "not a readable checkpoint" in error_of(tmp_path, *SEQ2SEQ, f"ckpt_path={evil}")
+    # A data cache file replaced by a pickle.
+    cache = next((tiny_run["dir"] / "data" / "cache").rglob("vectors-*"))
+    copy = tmp_path / "data" / "cache"
+    shutil.copytree(cache.parent.parent, copy)
+    target = next(copy.rglob("vectors-*")) / "src.npy"
+    np.save(target, np.array([Payload()], dtype=object), allow_pickle=True)
+    cfg_data = [*TINY_RUN, f"paths.data_dir={tmp_path / 'data'}"]
+    assert "not a plain array" in error_of(tmp_path, *cfg_data)
+    assert not marker.exists()
+    assert pickle  # the payload class is picklable: the refusal is what kept it from running
+
+
+class PoisonBatch(pl.Callback):
+    """Put a NaN into the batch of optimizer step ``step``, as a corrupt record would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step == self.step:
+            batch["x"][0, 0] = float("nan")
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_good_checkpoints(tmp_path: Path) -> None:
+    poison = "+callbacks.poison={_target_:tests.test_bad_inputs.PoisonBatch,step:16}"
+    message = error_of(tmp_path, *DEVISE_RUN, poison)
+    assert "training loss is nan at optimizer step 16" in message
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert not (checkpoints / "on_exception.ckpt").exists()
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 14  # the end of epoch 1 (7 batches an epoch), before the NaN
+    floats = [v for v in last["state_dict"].values() if v.is_floating_point()]
+    assert all(torch.isfinite(v).all() for v in floats)

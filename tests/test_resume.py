@@ -1,0 +1,122 @@
+"""Exact resume through train.py: crash mid-epoch, resume from the step checkpoint or the
+on-exception one, and end with the weights of the uninterrupted run (CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from pytorch_lightning import Callback
+
+import train
+from tests.conftest import DEVISE_RUN, TINY_RUN, compose_train
+from tests.test_train import run_train
+
+
+class CrashAt(Callback):
+    """Raise before optimizer step ``step`` runs, like a killed job."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"crash before step {self.step}")
+
+
+SEQ2SEQ = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs")] + [
+    "data.train.n_pairs=500",  # 14 batches per epoch
+    "trainer.max_epochs=3",
+]
+DEVISE = [o for o in DEVISE_RUN if not o.startswith("trainer.max_epochs")] + [
+    "data.batch_size=32",  # 14 batches per epoch
+    "trainer.max_epochs=3",
+]
+
+
+def final_state(run: Path) -> dict[str, torch.Tensor]:
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    return checkpoint["state_dict"]
+
+
+def fit(run: Path, data: Path, overrides: list[str], *extra: str) -> dict[str, float]:
+    cfg = compose_train(run, *overrides, f"paths.data_dir={data}",
+                        "callbacks.model_checkpoint.every_n_train_steps=5", *extra)  # fmt: skip
+    return train.train(cfg)
+
+
+@pytest.mark.parametrize("model", ["seq2seq", "devise"])
+def test_kill_and_resume_ends_with_the_uninterrupted_weights(tmp_path: Path, model: str) -> None:
+    overrides = SEQ2SEQ if model == "seq2seq" else DEVISE
+    data = tmp_path / "data"
+    fit(tmp_path / "whole", data, overrides)
+    crash = "+callbacks.crash={_target_:tests.test_resume.CrashAt,step:23}"
+    with pytest.raises(RuntimeError, match="crash before step 23"):
+        fit(tmp_path / "killed", data, overrides, crash)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 20
+    assert torch.load(checkpoints / "on_exception.ckpt", weights_only=True)["global_step"] == 23
+    want = final_state(tmp_path / "whole")
+    for name in ("last.ckpt", "on_exception.ckpt"):
+        run = tmp_path / f"resumed_{name}"
+        fit(run, data, overrides, f"ckpt_path={checkpoints / name}")
+        got = final_state(run)
+        assert got.keys() == want.keys()
+        different = [k for k in want if not torch.equal(got[k], want[k])]
+        assert not different, f"resumed from {name}: {different[:5]} differ"
+        steps = [torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+                 for r in (run, tmp_path / "whole")]  # fmt: skip
+        assert steps[0] == steps[1] > 23
+
+
+def test_ckpt_path_last_finds_the_newest_resumable_checkpoint(tmp_path: Path) -> None:
+    runs = tmp_path / "logs" / "train" / "runs"
+    old = runs / "a" / "checkpoints" / "last.ckpt"
+    new = runs / "b" / "checkpoints" / "on_exception.ckpt"
+    for path in (old, new, runs / "b" / "checkpoints" / "epoch001-step9.ckpt"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    import os
+
+    os.utime(old, (1, 1))
+    current = runs / "c"
+    assert train.resolve_ckpt_path("last", tmp_path / "logs" / "train", current) == str(new)
+    with pytest.raises(train.ConfigError, match=r"no last\.ckpt or on_exception\.ckpt"):
+        train.resolve_ckpt_path("last", tmp_path / "nothing", current)
+    with pytest.raises(train.ConfigError, match="does not exist"):
+        train.resolve_ckpt_path(str(tmp_path / "x.ckpt"), tmp_path, current)
+    assert train.resolve_ckpt_path(None, tmp_path, current) is None
+
+
+class SigtermAt(Callback):
+    """Send this process SIGTERM after optimizer step ``step``, as a cluster scheduler would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it(tmp_path: Path) -> None:
+    runs = tmp_path / "logs" / "train" / "runs"
+    common = [o for o in DEVISE if not o.startswith("logger=")] + [
+        "logger=csv", f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}",
+    ]  # fmt: skip
+    sigterm = "+callbacks.sigterm={_target_:tests.test_resume.SigtermAt,step:17}"
+    first = run_train(*common, sigterm, f"hydra.run.dir={runs / 'a'}", cwd=tmp_path)
+    saved = runs / "a" / "checkpoints" / "on_exception.ckpt"
+    assert saved.is_file(), first.stderr[-2000:]
+    assert torch.load(saved, weights_only=True)["global_step"] == 17
+    second = run_train(*common, "ckpt_path=last", f"hydra.run.dir={runs / 'b'}", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"resuming from {saved}" in second.stdout + second.stderr
+    last = torch.load(runs / "b" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 42  # 3 epochs x 14 batches: nothing lost, nothing repeated
