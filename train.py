@@ -67,8 +67,12 @@ def make_wandb_logger(
     tags: list[str] | None = None,
     offline: bool | None = None,
     log_model: bool = False,
+    id: str | None = None,
 ) -> Any:
-    """A ``WandbLogger`` that never waits on the network: offline unless a key is configured."""
+    """A ``WandbLogger`` that never waits on the network: offline unless a key is configured.
+
+    ``id`` continues that W&B run (``train`` passes the id a resumed checkpoint recorded).
+    """
     from pytorch_lightning.loggers import WandbLogger
 
     if offline is None:
@@ -84,7 +88,27 @@ def make_wandb_logger(
         save_dir=save_dir,
         offline=offline,
         log_model=log_model and not offline,
+        id=id,
+        resume="allow" if id else None,
     )
+
+
+class RememberWandbRun(pl.Callback):
+    """Record the W&B run id in every checkpoint, so resuming continues the same W&B run."""
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict) -> None:
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                checkpoint["wandb_run_id"] = logger.version
+
+
+def wandb_run_id(ckpt_path: str | None) -> str | None:
+    """The W&B run id a checkpoint recorded (memory-mapped read, weights only), or None."""
+    if not ckpt_path:
+        return None
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    run_id = checkpoint.get("wandb_run_id")
+    return str(run_id) if run_id else None
 
 
 def finish_wandb(loggers: list[Any]) -> None:
@@ -131,14 +155,23 @@ def print_config(cfg: DictConfig) -> None:
     Console().print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
 
 
-def build(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> tuple[Any, Any, pl.Trainer]:
-    """Seed, then instantiate the datamodule (or None), the model and the trainer of ``cfg``."""
+def build(
+    cfg: DictConfig, extra_callbacks: Sequence[Any] = (), wandb_id: str | None = None
+) -> tuple[Any, Any, pl.Trainer]:
+    """Seed, then instantiate the datamodule (or None), the model and the trainer of ``cfg``;
+    ``wandb_id`` continues that W&B run."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data) if cfg.get("data") else None
     model = hydra.utils.instantiate(cfg.model)
     callbacks = [*instantiate_each(cfg.get("callbacks")), *extra_callbacks]
-    loggers = instantiate_each(cfg.get("logger"))
+    loggers = []
+    for c in (cfg.get("logger") or {}).values():
+        if c and "_target_" in c:
+            resume = {"id": wandb_id} if wandb_id and c._target_.endswith("wandb_logger") else {}
+            loggers.append(hydra.utils.instantiate(c, **resume))
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+        callbacks.append(RememberWandbRun())
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 
@@ -188,7 +221,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(
         cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name, cfg.paths.output_dir
     )
-    datamodule, model, trainer = build(cfg)
+    datamodule, model, trainer = build(cfg, wandb_id=wandb_run_id(ckpt_path))
     # weights_only: a resumed checkpoint cannot run code (tensors, numbers, strings, lists only).
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

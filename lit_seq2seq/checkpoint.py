@@ -39,7 +39,9 @@ def read_checkpoint(
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if "weights only" not in str(err).lower():
+            raise CheckpointError(f"{path} is not a readable checkpoint ({err})") from None
         raise CheckpointError(
             f"{path} is not a readable checkpoint: it holds Python objects besides tensors and "
             "plain values, and loading those could run code; refused"

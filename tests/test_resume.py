@@ -81,7 +81,7 @@ def test_ckpt_path_last_finds_the_newest_resumable_checkpoint(tmp_path: Path) ->
     new = runs / "b" / "checkpoints" / "on_exception.ckpt"
     for path in (old, new, runs / "b" / "checkpoints" / "epoch001-step9.ckpt"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x")
+        torch.save({"state_dict": {}}, path)
     import os
 
     os.utime(old, (1, 1))
@@ -105,10 +105,12 @@ class SigtermAt(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it(tmp_path: Path) -> None:
+def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it_in_the_same_wandb_run(
+    tmp_path: Path,
+) -> None:
     runs = tmp_path / "logs" / "train" / "runs"
     common = [o for o in DEVISE if not o.startswith("logger=")] + [
-        "logger=csv", f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}",
+        "logger=wandb", f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}",
     ]  # fmt: skip
     sigterm = "+callbacks.sigterm={_target_:tests.test_resume.SigtermAt,step:17}"
     first = run_train(*common, sigterm, f"hydra.run.dir={runs / 'a'}", cwd=tmp_path)
@@ -120,3 +122,7 @@ def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it(tmp_path: Path
     assert f"resuming from {saved}" in second.stdout + second.stderr
     last = torch.load(runs / "b" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 42  # 3 epochs x 14 batches: nothing lost, nothing repeated
+    # The same W&B run continues (offline here: run folders end with the run id).
+    ids = [{p.name.rsplit("-", 1)[1] for p in (runs / r / "wandb").glob("offline-run-*")}
+           for r in ("a", "b")]  # fmt: skip
+    assert len(ids[0]) == 1 and ids[0] == ids[1]

@@ -78,7 +78,7 @@ def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
     callbacks = train.instantiate_each(cfg.callbacks)
     types = {type(c).__name__ for c in callbacks}
     default = {"ModelCheckpoint", "InterruptCheckpoint", "RandomStateCheckpoint"}
-    default |= {"RichProgressBar"}
+    default |= {"RichProgressBar", "StopOnNonFiniteLoss"}
     expected = {
         "default": default,
         "seq2seq": default | {"OneCycleScheduler", "TeacherForcingScheduler"},
