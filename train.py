@@ -222,6 +222,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name, cfg.paths.output_dir
     )
     datamodule, model, trainer = build(cfg, wandb_id=wandb_run_id(ckpt_path))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:  # the whole run's config beside the model's hyperparameters
+        logger.log_hyperparams({"config": config})
     # weights_only: a resumed checkpoint cannot run code (tensors, numbers, strings, lists only).
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -3,11 +3,11 @@
 Loss is ``1 - cosine(prediction, label vector)`` (the lesson's), or L1. Metrics:
 
 - ``train/loss``, ``train/cos``; ``val/loss``, ``val/cos``: on the classes seen in training;
-- ``val/hit@k`` (flat hit@k, Frome et al. 2013, section 4.1): the true class is among the ``k``
-  training classes whose vectors are nearest (cosine) to the prediction;
-- ``zeroshot/hit@k``: the same on images of held-out classes, ranked among the held-out classes only
-  (the paper's zero-shot protocol, section 4.2); ``zeroshot/gen_hit@k`` ranks them among all
-  classes, seen ones included, which is harder.
+- ``val/hit_at_k`` (flat hit@k, Frome et al. 2013, section 4.1): the true class is among the
+  ``k`` training classes whose vectors are nearest (cosine) to the prediction;
+- ``zeroshot/hit_at_k``: the same on images of held-out classes, ranked among the held-out
+  classes only (the paper's zero-shot protocol, section 4.2); ``zeroshot/gen_hit_at_k`` ranks them
+  among all classes, seen ones included, which is harder.
 
 ``k`` values not smaller than the number of candidates are not logged (they are trivially 1). Each
 validation also logs a grid: for a few class names (held-out ones first), the nearest validation
@@ -269,7 +269,7 @@ class DeviseModule(pl.LightningModule):
         for k, value in zip(metric.ks, values, strict=True):
             if k < n_candidates:
                 shown = k == 1 and stage == "val"
-                self.log(f"{stage}/{prefix}hit@{k}", value, prog_bar=shown, sync_dist=True)
+                self.log(f"{stage}/{prefix}hit_at_{k}", value, prog_bar=shown, sync_dist=True)
 
     def _grid_rows(self) -> list[tuple[str, list[Cell]]]:
         assert self.devise is not None

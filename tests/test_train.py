@@ -226,4 +226,29 @@ def test_train_py_devise_on_two_cpu_processes(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     steps = {r["step"] for r in rows if r["train/lr"]}
     assert len(steps) == 2 * 2  # 99 images per rank: batches of 64 and 35, nothing dropped
-    assert any(r["val/hit@1"] for r in rows) and any(r["zeroshot/hit@1"] for r in rows)
+    assert any(r["val/hit_at_1"] for r in rows) and any(r["zeroshot/hit_at_1"] for r in rows)
+
+
+@pytest.mark.parametrize("logger", ["csv", "tensorboard"])
+def test_loggers_get_the_same_metric_names_and_the_config(tmp_path: Path, logger: str) -> None:
+    overrides = [o for o in DEVISE_RUN if not o.startswith(("logger=", "trainer.max_epochs"))]
+    cfg = compose_train(tmp_path, *overrides, f"logger={logger}", "trainer.max_epochs=1",
+                        f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+    train.train(cfg)
+    names = (
+        "train/loss",
+        "train/lr",
+        "val/loss",
+        "val/hit_at_1",
+        "zeroshot/hit_at_1",
+        "zeroshot/cos",
+    )
+    if logger == "csv":
+        written = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+        hparams = (tmp_path / "csv" / "version_0" / "hparams.yaml").read_text()
+    else:
+        events = next((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+        written = events.read_bytes().decode("latin-1")
+        hparams = (tmp_path / "tensorboard" / "hparams.yaml").read_text()
+    assert all(name in written for name in names)
+    assert "holdout_classes" in hparams  # the whole config, not only the model's
