@@ -172,6 +172,10 @@ def build(
             loggers.append(hydra.utils.instantiate(c, **resume))
     if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
         callbacks.append(RememberWandbRun())
+    if loggers:
+        from lit_seq2seq.reporting import ScheduleFigure
+
+        callbacks.append(ScheduleFigure())
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 
 from lit_seq2seq.plots import attention_figure, save_attention_png
@@ -83,3 +84,49 @@ def log_figure(trainer: Any, key: str, figure: Any, step: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
+
+
+class ScheduleFigure(pl.Callback):
+    """The run's own schedules (LR and momentum of the one-cycle, teacher forcing) as one figure,
+    drawn once when training starts from the callbacks' pure functions and logged like the other
+    figures (``train/schedules``). Rank 0 only; nothing when the run has no schedule callback."""
+
+    def __init__(self) -> None:
+        self._done = False
+
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._done:
+            return
+        self._done = True  # after the schedules' on_train_start: their lengths are resolved
+        if not trainer.is_global_zero or not trainer.loggers:
+            return
+        curves: dict[str, list[float]] = {}
+        for callback in trainer.callbacks:
+            total = getattr(callback, "_resolved_total_steps", None)
+            if total is None:
+                continue
+            if hasattr(callback, "values_at"):
+                values = [callback.values_at(s)[0] for s in range(total)]
+                curves["lr"] = [lr for lr, _ in values]
+                curves["momentum"] = [m for _, m in values]
+            elif hasattr(callback, "value_at"):
+                curves[callback.attr] = [callback.value_at(s) for s in range(total)]
+        if curves:
+            log_figure(trainer, "train/schedules", schedule_figure(curves), trainer.global_step)
+
+
+def schedule_figure(curves: dict[str, list[float]]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 2.6), squeeze=False)
+    for ax, (name, values) in zip(axes[0], curves.items(), strict=True):
+        ax.plot(values)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("optimizer step", fontsize=8)
+    fig.tight_layout()
+    return fig

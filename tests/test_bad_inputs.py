@@ -14,7 +14,6 @@ from typing import Any
 import hydra
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 
 import train
@@ -199,21 +198,8 @@ def test_crafted_pickles_are_refused_not_run(tmp_path: Path, tiny_run: dict[str,
     assert pickle  # the payload class is picklable: the refusal is what kept it from running
 
 
-class PoisonBatch(pl.Callback):
-    """Put a NaN into the batch of optimizer step ``step``, as a corrupt record would."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(
-        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if trainer.global_step == self.step:
-            batch["x"][0, 0] = float("nan")
-
-
 def test_nan_loss_stops_naming_the_step_and_keeps_good_checkpoints(tmp_path: Path) -> None:
-    poison = "+callbacks.poison={_target_:tests.test_bad_inputs.PoisonBatch,step:16}"
+    poison = "+callbacks.poison={_target_:tests.toy.PoisonBatch,step:16}"
     message = error_of(tmp_path, *DEVISE_RUN, poison)
     assert "training loss is nan at optimizer step 16" in message
     checkpoints = tmp_path / "run" / "checkpoints"

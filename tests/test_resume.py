@@ -4,31 +4,15 @@ on-exception one, and end with the weights of the uninterrupted run (CPU)."""
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-from pytorch_lightning import Callback
 
 import train
 from tests.conftest import DEVISE_RUN, TINY_RUN, compose_train
 from tests.test_train import run_train
-
-
-class CrashAt(Callback):
-    """Raise before optimizer step ``step`` runs, like a killed job."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(
-        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError(f"crash before step {self.step}")
-
+from tests.toy import SimulatedCrash
 
 SEQ2SEQ = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs")] + [
     "data.train.n_pairs=500",  # 14 batches per epoch
@@ -56,8 +40,8 @@ def test_kill_and_resume_ends_with_the_uninterrupted_weights(tmp_path: Path, mod
     overrides = SEQ2SEQ if model == "seq2seq" else DEVISE
     data = tmp_path / "data"
     fit(tmp_path / "whole", data, overrides)
-    crash = "+callbacks.crash={_target_:tests.test_resume.CrashAt,step:23}"
-    with pytest.raises(RuntimeError, match="crash before step 23"):
+    crash = "+callbacks.crash={_target_:tests.toy.CrashAt,step:23}"
+    with pytest.raises(SimulatedCrash, match="crash at step 23"):
         fit(tmp_path / "killed", data, overrides, crash)
     checkpoints = tmp_path / "killed" / "checkpoints"
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 20
@@ -82,7 +66,6 @@ def test_ckpt_path_last_finds_the_newest_resumable_checkpoint(tmp_path: Path) ->
     for path in (old, new, runs / "b" / "checkpoints" / "epoch001-step9.ckpt"):
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": {}}, path)
-    import os
 
     os.utime(old, (1, 1))
     current = runs / "c"
@@ -94,17 +77,6 @@ def test_ckpt_path_last_finds_the_newest_resumable_checkpoint(tmp_path: Path) ->
     assert train.resolve_ckpt_path(None, tmp_path, current) is None
 
 
-class SigtermAt(Callback):
-    """Send this process SIGTERM after optimizer step ``step``, as a cluster scheduler would."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it_in_the_same_wandb_run(
     tmp_path: Path,
 ) -> None:
@@ -112,11 +84,11 @@ def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it_in_the_same_wa
     common = [o for o in DEVISE if not o.startswith("logger=")] + [
         "logger=wandb", f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}",
     ]  # fmt: skip
-    sigterm = "+callbacks.sigterm={_target_:tests.test_resume.SigtermAt,step:17}"
+    sigterm = "+callbacks.sigterm={_target_:tests.toy.SigtermAt,step:17}"
     first = run_train(*common, sigterm, f"hydra.run.dir={runs / 'a'}", cwd=tmp_path)
     saved = runs / "a" / "checkpoints" / "on_exception.ckpt"
     assert saved.is_file(), first.stderr[-2000:]
-    assert torch.load(saved, weights_only=True)["global_step"] == 17
+    assert torch.load(saved, weights_only=True)["global_step"] == 18  # the batch in flight ends
     second = run_train(*common, "ckpt_path=last", f"hydra.run.dir={runs / 'b'}", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"resuming from {saved}" in second.stdout + second.stderr

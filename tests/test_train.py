@@ -251,4 +251,6 @@ def test_loggers_get_the_same_metric_names_and_the_config(tmp_path: Path, logger
         written = events.read_bytes().decode("latin-1")
         hparams = (tmp_path / "tensorboard" / "hparams.yaml").read_text()
     assert all(name in written for name in names)
+    if logger == "csv":  # the run's schedule figure, beside the metrics
+        assert list((tmp_path / "csv" / "version_0" / "train_schedules").glob("step*.png"))
     assert "holdout_classes" in hparams  # the whole config, not only the model's

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,8 +119,8 @@ class Recorder(LightningCallback):
         self.steps[trainer.global_step] = values
 
 
-class CrashAt(LightningCallback):
-    """Raise before the batch that would run optimizer step ``step``: a simulated preemption."""
+class AtStep(LightningCallback):
+    """Do ``act`` before the batch that would run optimizer step ``step``."""
 
     def __init__(self, step: int) -> None:
         self.step = step
@@ -127,7 +129,31 @@ class CrashAt(LightningCallback):
         self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
     ) -> None:
         if trainer.global_step == self.step:
-            raise SimulatedCrash(f"crash at step {self.step}")
+            self.act(batch)
+
+    def act(self, batch: Any) -> None:
+        raise NotImplementedError
+
+
+class CrashAt(AtStep):
+    """Raise before optimizer step ``step``: a simulated preemption."""
+
+    def act(self, batch: Any) -> None:
+        raise SimulatedCrash(f"crash at step {self.step}")
+
+
+class SigtermAt(AtStep):
+    """Send this process SIGTERM before optimizer step ``step``, as a cluster scheduler would."""
+
+    def act(self, batch: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class PoisonBatch(AtStep):
+    """Put a NaN into the batch of optimizer step ``step``, as a corrupt record would."""
+
+    def act(self, batch: Any) -> None:
+        batch["x"][0, 0] = float("nan")
 
 
 class SimulatedCrash(RuntimeError):
