@@ -107,8 +107,9 @@ class ScheduleFigure(pl.Callback):
             total = getattr(callback, "_resolved_total_steps", None)
             if total is None:
                 continue
-            if hasattr(callback, "values_at"):
-                values = [callback.values_at(s)[0] for s in range(total)]
+            if hasattr(callback, "values_at"):  # the last param group: the head when fine-tuning
+                groups = len(trainer.optimizers[0].param_groups)
+                values = [callback.values_at(s, groups)[-1] for s in range(total)]
                 curves["lr"] = [lr for lr, _ in values]
                 curves["momentum"] = [m for _, m in values]
             elif hasattr(callback, "value_at"):
