@@ -123,23 +123,24 @@ def test_train_fits_any_lightning_module_with_callbacks_from_config(tmp_path: Pa
     assert float(rows[15]["train/pr_force"]) == pytest.approx(0.5)
 
 
-@pytest.mark.ddp
-def test_train_py_seq2seq_on_two_cpu_processes(tmp_path: Path) -> None:
-    overrides = [o for o in TINY_RUN if not o.startswith(("trainer=", "trainer.max_epochs"))]
-    proc = run_train(
-        *overrides,
-        "trainer=ddp_cpu",
-        "trainer.max_epochs=2",
-        "data.train.n_pairs=457",  # 411 train pairs: not a multiple of 2 ranks x 32
-        f"paths.data_dir={tmp_path / 'data'}",
-        cwd=tmp_path,
-    )
+def run_ddp(tmp_path: Path, run: tuple[str, ...], *overrides: str) -> list[dict[str, str]]:
+    """`python train.py` on 2 CPU processes: checks it ends with a checkpoint in one output dir,
+    returns the CSV metric rows."""
+    base = [o for o in run if not o.startswith(("trainer=", "trainer.max_epochs"))]
+    proc = run_train(*base, "trainer=ddp_cpu", "trainer.max_epochs=2", *overrides,
+                     f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "one output dir"
     with open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.ddp
+def test_train_py_seq2seq_on_two_cpu_processes(tmp_path: Path) -> None:
+    # 411 train pairs: not a multiple of 2 ranks x 32
+    rows = run_ddp(tmp_path, TINY_RUN, "data.train.n_pairs=457")
     steps = {r["step"] for r in rows if r["train/lr"]}
     assert len(steps) == 2 * 7  # ceil(411 / (2 x 32)) = 7 batches per rank per epoch
     assert any(r["val/bleu"] for r in rows)
@@ -209,21 +210,8 @@ def test_train_py_model_devise_default_run(tmp_path: Path) -> None:
 
 @pytest.mark.ddp
 def test_train_py_devise_on_two_cpu_processes(tmp_path: Path) -> None:
-    overrides = [o for o in DEVISE_RUN if not o.startswith(("trainer=", "trainer.max_epochs"))]
-    proc = run_train(
-        *overrides,
-        "trainer=ddp_cpu",
-        "trainer.max_epochs=2",
-        "data.synthetic.n_per_class=13",  # 18 x 11 = 198 train images: not a multiple of 2 x 64
-        f"paths.data_dir={tmp_path / 'data'}",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "one output dir"
-    with open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    # 18 x 11 = 198 train images: not a multiple of 2 ranks x 64
+    rows = run_ddp(tmp_path, DEVISE_RUN, "data.synthetic.n_per_class=13")
     steps = {r["step"] for r in rows if r["train/lr"]}
     assert len(steps) == 2 * 2  # 99 images per rank: batches of 64 and 35, nothing dropped
     assert any(r["val/hit_at_1"] for r in rows) and any(r["zeroshot/hit_at_1"] for r in rows)
