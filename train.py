@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 
 from callbacks import NonFiniteLossError
+from lit_seq2seq.checkpoint import read_checkpoint
 
 log = logging.getLogger("train")
 
@@ -100,15 +101,6 @@ class RememberWandbRun(pl.Callback):
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 checkpoint["wandb_run_id"] = logger.version
-
-
-def wandb_run_id(ckpt_path: str | None) -> str | None:
-    """The W&B run id a checkpoint recorded (memory-mapped read, weights only), or None."""
-    if not ckpt_path:
-        return None
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    run_id = checkpoint.get("wandb_run_id")
-    return str(run_id) if run_id else None
 
 
 def finish_wandb(loggers: list[Any]) -> None:
@@ -194,7 +186,6 @@ def resolve_ckpt_path(
     if str(ckpt_path) != "last":
         if not Path(ckpt_path).is_file():
             raise ConfigError(f"ckpt_path={ckpt_path!r} does not exist")
-        check_checkpoint(ckpt_path)
         return str(ckpt_path)
     output = Path(output_dir).resolve()
     found = [
@@ -208,16 +199,7 @@ def resolve_ckpt_path(
         )
     newest = max(found, key=lambda p: p.stat().st_mtime)
     log.info("resuming from %s", newest)
-    check_checkpoint(newest)
     return str(newest)
-
-
-def check_checkpoint(path: str | Path) -> None:
-    """Refuse a truncated file or one that would run code when loaded, before Lightning reads it
-    (its error would be a traceback); same ``weights_only`` load that resuming uses."""
-    from lit_seq2seq.checkpoint import read_checkpoint
-
-    read_checkpoint(path, "state_dict", "Lightning checkpoint", "python train.py")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -225,7 +207,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(
         cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name, cfg.paths.output_dir
     )
-    datamodule, model, trainer = build(cfg, wandb_id=wandb_run_id(ckpt_path))
+    wandb_id = None
+    if ckpt_path:
+        # Refuse a truncated or unsafe file in one line before Lightning reads it (a traceback),
+        # with the same weights_only load; a W&B run id in it continues that run.
+        wandb_id = read_checkpoint(ckpt_path, "state_dict", "Lightning checkpoint", "train.py").get(
+            "wandb_run_id"
+        )
+    datamodule, model, trainer = build(cfg, wandb_id=wandb_id)
     config = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:  # the whole run's config beside the model's hyperparameters
         logger.log_hyperparams({"config": config})
@@ -265,9 +254,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     errors = input_errors()
     try:
         resolve_gpus(cfg.trainer)
-        resolve_ckpt_path(
-            cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name, cfg.paths.output_dir
-        )
         print_config(cfg)
         return train(cfg)
     except InstantiationException as err:  # raised in a constructor, wrapped by Hydra
