@@ -210,11 +210,20 @@ def test_train_py_model_devise_default_run(tmp_path: Path) -> None:
 
 @pytest.mark.ddp
 def test_train_py_devise_on_two_cpu_processes(tmp_path: Path) -> None:
+    csv_too = (
+        "+logger.csv={_target_:pytorch_lightning.loggers.CSVLogger,name:csv,"
+        "save_dir:'${paths.output_dir}'}"
+    )
     # 18 x 11 = 198 train images: not a multiple of 2 ranks x 64
-    rows = run_ddp(tmp_path, DEVISE_RUN, "data.synthetic.n_per_class=13")
+    rows = run_ddp(tmp_path, DEVISE_RUN, "data.synthetic.n_per_class=13", "logger=wandb", csv_too)
     steps = {r["step"] for r in rows if r["train/lr"]}
     assert len(steps) == 2 * 2  # 99 images per rank: batches of 64 and 35, nothing dropped
     assert any(r["val/hit_at_1"] for r in rows) and any(r["zeroshot/hit_at_1"] for r in rows)
+    # Rank 0 alone writes the W&B run and the figures.
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+    media = [p.relative_to(tmp_path) for p in (tmp_path / "run" / "wandb").rglob("*.png")]
+    assert any("train/schedules" in str(p) for p in media), media
+    assert any("val/search" in str(p) for p in media), media
 
 
 @pytest.mark.parametrize("logger", ["csv", "tensorboard"])
