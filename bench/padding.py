@@ -1,16 +1,19 @@
-"""Padding efficiency of sort-ish batching against random batching over one training epoch.
+"""Padding efficiency of the training batches: sort-ish against random batching.
 
-Tokenises ``questions.train.tsv`` (../shared/data/fra-eng) with the real data pipeline, then counts,
-over one epoch of batches of ``--batch-size``, real tokens / padded tokens (source and target
-together; padded = batch size x longest sequence, per batch). The last line is one JSON object:
-``{"sortish": r, "random": r}`` plus details.
+Tokenises ``questions.train.tsv`` (../shared/data/fra-eng) with the real data pipeline and builds
+the training sampler exactly as ``TranslationDataModule`` does, then counts over ``--epochs``
+epochs real tokens / padded tokens (source and target together; padded = batch size x (longest
+source + longest target), per batch). It also checks that the order stays random: the share of
+batches that reappear unchanged in the next epoch, and that two DDP ranks get disjoint items. The
+last line is one JSON object: ``{"sortish": r, "random": r, ...}``.
 
-    python bench/padding.py [--batch-size 125] [--data-dir ../shared/data]
+    python bench/padding.py [--batch-size 125] [--chunk-batches 50] [--data-dir ../shared/data]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import tempfile
@@ -33,6 +36,8 @@ def efficiency(batches: list[np.ndarray], src: np.ndarray, tgt: np.ndarray) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=125)
+    parser.add_argument("--chunk-batches", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -47,20 +52,45 @@ def main() -> None:
             cache_dir=cache,
             src_vectors=VectorSource(kind="none"),
             tgt_vectors=VectorSource(kind="none"),
+            batch_size=args.batch_size,
+            chunk_batches=args.chunk_batches,
+            seed=args.seed,
         )
         dm.prepare_data()
         dm.setup("fit")
+        sampler = dm.train_dataloader().batch_sampler.batches  # the datamodule's SortishSampler
         train = dm.datasets["train"]
         src, tgt = train.src.lengths(), train.tgt.lengths()
-    sortish = [np.asarray(b) for b in SortishSampler(src, args.batch_size, seed=args.seed)]
-    order = np.random.default_rng(args.seed).permutation(len(src))
-    random = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+    assert isinstance(sampler, SortishSampler)
+    epochs = []
+    for epoch in range(args.epochs):
+        sampler.set_epoch(epoch)
+        epochs.append([np.asarray(b) for b in sampler])
+    rng = np.random.default_rng(args.seed)
+    random = []
+    for _ in range(args.epochs):
+        order = rng.permutation(len(src))
+        random += [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+    repeated = [
+        len({tuple(sorted(b)) for b in a} & {tuple(sorted(b)) for b in b_}) / len(a)
+        for a, b_ in itertools.pairwise(epochs)
+    ]
+    ranks = [
+        SortishSampler(src, args.batch_size, 2, r, args.seed, args.chunk_batches, tgt)
+        for r in (0, 1)
+    ]
+    items = [set(i for b in rank for i in b) for rank in ranks]
     result = {
-        "sortish": round(efficiency(sortish, src, tgt), 4),
+        "sortish": round(efficiency([b for e in epochs for b in e], src, tgt), 4),
         "random": round(efficiency(random, src, tgt), 4),
+        "per_epoch": [round(efficiency(e, src, tgt), 4) for e in epochs],
+        "batches_repeated_next_epoch": round(max(repeated, default=0.0), 4),
+        "ddp_ranks_disjoint": not (items[0] & items[1]),
+        "ddp_batches_per_rank": [len(r) for r in ranks],
         "pairs": len(src),
         "batch_size": args.batch_size,
-        "batches": {"sortish": len(sortish), "random": len(random)},
+        "batches_per_epoch": len(epochs[0]),
+        "mean_batch": round(len(src) / len(epochs[0]), 1),
     }
     print(json.dumps(result))
 

@@ -2,9 +2,13 @@
 
 Bahdanau, Cho & Bengio, "Neural Machine Translation by Jointly Learning to Align and Translate",
 arXiv:1409.0473, section 3.1: ``score(s, h_j) = v^T tanh(W1 h_j + W2 s)``. The lesson's ``W1`` over
-the encoder outputs is computed once per batch (``project_keys``); each decoder step adds ``W2`` of
-the decoder's top hidden state, applies tanh and ``v``, and softmaxes over source positions. Padded
-source positions are masked to ``-inf`` before the softmax, so they get exactly zero weight.
+the encoder outputs is computed once per batch (``project_keys``); each query adds ``W2`` of a
+decoder state, applies tanh and ``v``, and softmaxes over source positions. Padded source positions
+are masked to ``-inf`` before the softmax, so they get exactly zero weight.
+
+A query is one decoder step, ``(batch, query_size)``, or every step of a teacher-forced sequence at
+once, ``(batch, tgt_len, query_size)``: the second form is what lets a fully teacher-forced decoder
+attend for all positions in one batched computation.
 """
 
 from __future__ import annotations
@@ -39,24 +43,32 @@ class AdditiveAttention(nn.Module):
         values: torch.Tensor,
         mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attend from one decoder step over the source.
+        """Attend from one decoder step (or from every step at once) over the source.
 
         Args:
-            query: (batch, query_size) decoder state.
+            query: (batch, query_size) decoder state, or (batch, tgt_len, query_size).
             projected_keys: (batch, src_len, hidden_size) from ``project_keys``.
             values: (batch, src_len, key_size) encoder outputs.
             mask: (batch, src_len) bool, True at real tokens, False at padding.
 
         Returns:
-            context: (batch, key_size) weighted sum of ``values``.
-            weights: (batch, src_len), rows sum to 1, 0 where ``mask`` is False.
+            context: (batch, key_size) weighted sum of ``values``; (batch, tgt_len, key_size) for
+                a 3-d query.
+            weights: (batch, src_len), rows sum to 1, 0 where ``mask`` is False;
+                (batch, tgt_len, src_len) for a 3-d query.
         """
         self._check_shapes(query, projected_keys, values, mask)
-        query = self.query_layer(query).unsqueeze(1)  # (batch, 1, hidden)
-        scores = self.energy_layer(torch.tanh(projected_keys + query)).squeeze(-1)  # (batch, src)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)  # (batch, src_len)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (batch, key_size)
+        one_step = query.dim() == 2
+        if one_step:
+            query = query.unsqueeze(1)  # (batch, 1, query_size)
+        query = self.query_layer(query).unsqueeze(2)  # (batch, tgt_len, 1, hidden)
+        energy = torch.tanh(projected_keys.unsqueeze(1) + query)  # (batch, tgt_len, src, hidden)
+        scores = self.energy_layer(energy).squeeze(-1)  # (batch, tgt_len, src_len)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # (batch, tgt_len, src_len)
+        context = torch.bmm(weights, values)  # (batch, tgt_len, key_size)
+        if one_step:
+            return context.squeeze(1), weights.squeeze(1)
         return context, weights
 
     @staticmethod
@@ -64,7 +76,7 @@ class AdditiveAttention(nn.Module):
         query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
     ) -> None:
         batch, src_len = mask.shape
-        assert query.dim() == 2 and query.size(0) == batch, f"query {tuple(query.shape)}"
+        assert query.dim() in (2, 3) and query.size(0) == batch, f"query {tuple(query.shape)}"
         assert keys.shape[:2] == (batch, src_len), (
             f"keys {tuple(keys.shape)} vs mask {(batch, src_len)}"
         )

@@ -66,10 +66,11 @@ def _file_fingerprint(path: Path) -> dict[str, object]:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _check_exists(path: Path, what: str) -> Path:
+def _check_exists(path: Path, what: str, hint: str | None = None) -> Path:
     if not path.is_file():
         raise CorpusError(
-            f"{what} {str(path)!r} does not exist; make sure the path is right, or fetch the "
+            hint
+            or f"{what} {str(path)!r} does not exist; make sure the path is right, or fetch the "
             "corpus with `python -m lit_seq2seq.download --help`"
         )
     return path
@@ -183,11 +184,13 @@ class TsvCorpus:
             ../shared/data/fra-eng).
         en_pattern: optional regex the English side must match (the match is kept).
         fr_pattern: optional regex the French side must match (the match is kept).
+        search: directories to look for a relative ``path`` in, first match wins (e.g. the
+            project's ``data/`` before ``../shared/data``).
+        fetch: the command that writes the file, named when no directory has it.
 
     Raises:
         CorpusError: a missing file, ``columns`` without exactly one ``fr`` and one ``en``, or a
-        first
-            line whose field count differs from ``columns`` (an unknown layout).
+            first line whose field count differs from ``columns`` (an unknown layout).
     """
 
     def __init__(
@@ -196,6 +199,8 @@ class TsvCorpus:
         columns: Sequence[str] = ("fr", "en"),
         en_pattern: str | None = None,
         fr_pattern: str | None = None,
+        search: Sequence[str | Path] | None = None,
+        fetch: str | None = None,
     ) -> None:
         columns = list(columns)
         if columns.count("fr") != 1 or columns.count("en") != 1:
@@ -203,13 +208,34 @@ class TsvCorpus:
                 f"TsvCorpus(columns={columns}): name exactly one 'fr' and one 'en' column, "
                 "e.g. [en, fr, attribution] for manythings.org files"
             )
-        self.path, self.columns = Path(path), columns
+        self.name, self.columns = Path(path), columns
         self.en_pattern, self.fr_pattern = en_pattern, fr_pattern
+        self.search = [Path(d) for d in search or []]
+        self.fetch = fetch
+
+    @property
+    def path(self) -> Path:
+        """The file: ``path`` itself, or under the first ``search`` directory that has it."""
+        if not self.search or self.name.is_absolute():
+            return self.name
+        candidates = [d / self.name for d in self.search]
+        return next((c for c in candidates if c.is_file()), candidates[0])
+
+    def _existing(self) -> Path:
+        hint = None
+        if self.search and not self.name.is_absolute():
+            where = ", ".join(str(d) for d in self.search)
+            hint = f"corpus file {str(self.name)!r} is not under {where}" + (
+                f"; fetch it with `{self.fetch}`" if self.fetch else ""
+            )
+        elif self.fetch:
+            hint = f"corpus file {str(self.name)!r} does not exist; fetch it with `{self.fetch}`"
+        return _check_exists(self.path, "corpus file", hint)
 
     def fingerprint(self) -> dict[str, object]:
         return {
             "reader": "tsv",
-            "file": _file_fingerprint(_check_exists(self.path, "corpus file")),
+            "file": _file_fingerprint(self._existing()),
             "columns": self.columns,
             "patterns": [self.en_pattern, self.fr_pattern],
         }
@@ -217,7 +243,7 @@ class TsvCorpus:
     def pairs(self, stats: ReadStats) -> Iterator[Pair]:
         keep = _Filter(self.en_pattern, self.fr_pattern)
         i_fr, i_en, width = self.columns.index("fr"), self.columns.index("en"), len(self.columns)
-        with _check_exists(self.path, "corpus file").open("rb") as f:
+        with self._existing().open("rb") as f:
             for line, raw in enumerate(f, 1):
                 stats.lines += 1
                 text = _decode(raw.rstrip(b"\r\n"), line, stats)

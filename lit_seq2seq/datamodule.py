@@ -6,6 +6,12 @@ writes all of it to ``cache_dir/<hash>/`` as NumPy and JSON; the hash covers the
 every setting that changes the result, so an unchanged configuration reuses the cache. ``setup``
 (every rank) only loads. What was dropped, truncated or unknown is counted in ``report.json`` and
 logged.
+
+Validation and test pairs keep their raw English sentences: BLEU scores detokenised translations
+against them (never against vocabulary ids, where an unknown word would match ``_unk_``), and a
+French sentence that occurs several times in a split is one segment with all its references. The
+detokenizer is learned from the training targets (``detokenizer.py``) and travels with the
+vocabularies into the checkpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from rich.progress import Progress
 from torch.utils.data import DataLoader
 
 from lit_seq2seq.corpus import Corpus, CorpusError, ReadStats
-from lit_seq2seq.dataset import Collate, PairDataset, Ragged, load_array
+from lit_seq2seq.dataset import Collate, PairDataset, Ragged, References, load_array
+from lit_seq2seq.detokenizer import Detokenizer
 from lit_seq2seq.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_seq2seq.sampler import SortishSampler, SortSampler
 from lit_seq2seq.tokenizer import Tokenizer
@@ -34,8 +41,23 @@ from lit_seq2seq.vocab import SPECIALS, Vocab
 from lit_seq2seq.wordvecs import VectorsError, VectorSource, embedding_matrix, lookup
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 SPLITS = ("train", "valid", "test")
+PER_PAIR = ("src", "tgt", "raw_src", "raw_tgt", "spaced_tgt")  # lists split pair by pair
+ROUND_TRIP_SAMPLE = 2000  # training references re-tokenised to check the detokenizer
+
+
+def references_by_source(raw_src: list[str], raw_tgt: list[str]) -> list[References]:
+    """Per pair, every reference of its French sentence at its first occurrence, else None."""
+    refs: dict[str, list[str]] = {}
+    for fr, en in zip(raw_src, raw_tgt, strict=True):
+        refs.setdefault(fr, []).append(en)
+    seen: set[str] = set()
+    out: list[References] = []
+    for fr in raw_src:
+        out.append(None if fr in seen else refs[fr])
+        seen.add(fr)
+    return out
 
 
 def _hash(obj: object) -> str:
@@ -82,11 +104,11 @@ class TranslationDataModule(pl.LightningDataModule):
         n_process: int = 1,
         max_vocab: int = 40_000,
         min_freq: int = 1,
-        src_len_percentile: float = 97.0,
-        tgt_len_percentile: float = 99.0,
+        src_len_percentile: float = 100.0,
+        tgt_len_percentile: float = 100.0,
         batch_size: int = 125,
         eval_batch_size: int | None = None,
-        chunk_batches: int = 50,
+        chunk_batches: int = 100,
         num_workers: int = 0,
         seed: int = 0,
         src_vectors: VectorSource | None = None,
@@ -116,6 +138,7 @@ class TranslationDataModule(pl.LightningDataModule):
         self.datasets: dict[str, PairDataset] = {}
         self.report: dict[str, Any] = {}
         self.pretrained: dict[str, np.ndarray] = {}
+        self.detokenizer = Detokenizer()
 
     # -- cache keys -------------------------------------------------------------------------
     def _data_key(self) -> str:
@@ -154,17 +177,21 @@ class TranslationDataModule(pl.LightningDataModule):
         pairs = list(corpus.pairs(stats))
         task = progress.add_task(f"tokenising {split}", total=2 * len(pairs))
         out: dict[str, Any] = {"read": vars(stats)}
-        for side, lang, column in (("src", "fr", 0), ("tgt", "en", 1)):
+        for side, lang, column in (("src", "fr", 0), ("spaced_tgt", "en", 1)):
             tokenizer = Tokenizer(lang, self.lowercase, self.n_process)
-            tokens = []
-            for toks in tokenizer.pipe(p[column] for p in pairs):
-                tokens.append(toks)
+            spaced = []
+            for toks in tokenizer.pipe_spaced(p[column] for p in pairs):
+                spaced.append(toks)
                 progress.advance(task)
-            out[side] = tokens
+            out[side] = spaced
+        out["src"] = [[t for t, _ in s] for s in out["src"]]
+        out["tgt"] = [[t for t, _ in s] for s in out["spaced_tgt"]]
+        out["raw_src"] = [p[0] for p in pairs]
+        out["raw_tgt"] = [p[1] for p in pairs]
         keep = [i for i, (s, t) in enumerate(zip(out["src"], out["tgt"], strict=True)) if s and t]
         out["dropped_empty_tokens"] = len(pairs) - len(keep)
-        out["src"] = [out["src"][i] for i in keep]
-        out["tgt"] = [out["tgt"][i] for i in keep]
+        for key in PER_PAIR:
+            out[key] = [out[key][i] for i in keep]
         if not keep:
             raise CorpusError(
                 f"the {split} corpus is empty after reading and filtering ({stats.summary()}); "
@@ -179,13 +206,11 @@ class TranslationDataModule(pl.LightningDataModule):
         rng = np.random.default_rng(self.split_seed)
         n_valid = max(1, round(len(distinct) * self.valid_fraction))
         held = {distinct[i] for i in rng.permutation(len(distinct))[:n_valid]}
-        parts: dict[bool, dict[str, list]] = {
-            True: {"src": [], "tgt": []},
-            False: {"src": [], "tgt": []},
-        }
-        for s, t, e in zip(train["src"], train["tgt"], english, strict=True):
-            parts[e in held]["src"].append(s)
-            parts[e in held]["tgt"].append(t)
+        parts: dict[bool, dict[str, list]] = {True: {}, False: {}}
+        for key in PER_PAIR:
+            parts[True][key], parts[False][key] = [], []
+            for value, e in zip(train[key], english, strict=True):
+                parts[e in held][key].append(value)
         if not parts[False]["src"]:
             raise CorpusError("valid_fraction leaves no training pairs; lower it or add data")
         return {**train, **parts[False]}, {**parts[True], "read": None, "dropped_empty_tokens": 0}
@@ -205,6 +230,9 @@ class TranslationDataModule(pl.LightningDataModule):
                 f"{self.valid_fraction:.0%} of English sentences, seed {self.split_seed}"
             )
         vocabs, limits = {}, {}
+        detokenizer = Detokenizer.learn(data["train"]["spaced_tgt"])
+        (tmp / "detokenizer.json").write_text(json.dumps(detokenizer.to_dict()))
+        report["detokenizer_round_trip"] = self._round_trip(detokenizer, data["train"]["tgt"])
         for side in ("src", "tgt"):
             token_counts = Counter(t for s in data["train"][side] for t in s)
             vocab = Vocab.from_counts(token_counts, self.max_vocab, self.min_freq)
@@ -239,11 +267,26 @@ class TranslationDataModule(pl.LightningDataModule):
                 Ragged.from_lists(ids).save(tmp / f"{split}_{side}")
             if split == "train":
                 info["truncated_pairs"] = int(truncated.sum())
+            else:
+                refs = references_by_source(part["raw_src"], part["raw_tgt"])
+                (tmp / f"{split}_references.json").write_text(json.dumps(refs, ensure_ascii=False))
+                info["scored_sources"] = sum(r is not None for r in refs)
             report["splits"][split] = info
         report["length_limits"] = {**limits, "percentiles": self.percentiles}
         report["vocab_sizes"] = {k: len(v) for k, v in vocabs.items()}
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
         self._publish(tmp, self.cache_path)
+
+    def _round_trip(self, detokenizer: Detokenizer, sentences: list[list[str]]) -> float:
+        """Share of (a sample of) training targets that re-tokenise to the same tokens."""
+        rng = np.random.default_rng(0)
+        picked = rng.permutation(len(sentences))[:ROUND_TRIP_SAMPLE]
+        tokenizer = Tokenizer("en", self.lowercase)
+        texts = [detokenizer(sentences[i]) for i in picked]
+        same = sum(
+            tokens == sentences[i] for i, tokens in zip(picked, tokenizer.pipe(texts), strict=True)
+        )
+        return same / max(1, len(picked))
 
     def _prepare_vectors(self) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="vec-", dir=self._mkdir_root()))
@@ -262,9 +305,11 @@ class TranslationDataModule(pl.LightningDataModule):
                     f"{self.vectors[side].path}; make sure the vectors are for the "
                     f"{'French' if side == 'src' else 'English'} side (or use kind=train/none)"
                 )
+            source = self.vectors[side]
             matrix, report[side] = embedding_matrix(
-                vocab.itos, counts, found, self.emb_dims[side], self.vectors[side].scale, self.seed
-            )
+                vocab.itos, counts, found, self.emb_dims[side], source.scale, self.seed,
+                center=source.center,
+            )  # fmt: skip
             report[side]["source"] = vars(self.vectors[side])
             np.save(tmp / f"{side}.npy", matrix)
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
@@ -302,21 +347,47 @@ class TranslationDataModule(pl.LightningDataModule):
                 100 * info["tgt_unk_rate"],
                 f"; {info['truncated_pairs']} truncated" if "truncated_pairs" in info else "",
             )
+            if "scored_sources" in info:
+                log.info(
+                    "%s: BLEU scores %d distinct French sentences against all their references",
+                    split,
+                    info["scored_sources"],
+                )
         limits = report["length_limits"]
         log.info("length limits (eos included): fr %d, en %d", limits["src"], limits["tgt"])
+        log.info(
+            "detokenizer: %.2f%% of sampled training targets re-tokenise to the same tokens",
+            100 * report["detokenizer_round_trip"],
+        )
         for side, lang in (("src", "fr"), ("tgt", "en")):
             v = vectors[side]
+            spread = v.get("spread") or {}
             log.info(
-                "%s vectors (%s): %d/%d words (%.1f%% of tokens), scale %.3g; most frequent "
-                "missing: %s",
+                "%s vectors (%s): %d/%d words (%.1f%% of tokens), scale %.3g, mean pairwise cosine "
+                "%s, effective rank %s; most frequent missing: %s",
                 lang,
                 v["source"]["kind"],
                 v["found"],
                 v["vocab"],
                 100 * v["token_coverage"],
                 v["scale"],
+                f"{spread['mean_cosine']:.3f}" if spread else "n/a",
+                f"{spread['effective_rank']:.1f}" if spread else "n/a",
                 ", ".join(v["top_missing"][:10]) or "none",
             )
+            if v.get("degenerate"):
+                log.warning(
+                    "%s vectors (%s) are degenerate: %s. They would start the %s close to blind; "
+                    "set data.%s_vectors.kind=none, or for kind=train raise "
+                    "data.%s_vectors.epochs (and keep data.%s_vectors.center=true)",
+                    lang,
+                    v["source"]["kind"],
+                    v["degenerate"],
+                    "encoder" if side == "src" else "decoder",
+                    side,
+                    side,
+                    side,
+                )
 
     # -- loading (every rank) -----------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -329,10 +400,15 @@ class TranslationDataModule(pl.LightningDataModule):
         self.tgt_vocab = Vocab.load(path / "vocab_tgt.json")
         self.report = json.loads((path / "report.json").read_text())
         self.report["vectors"] = json.loads((self.vectors_path / "report.json").read_text())
+        self.detokenizer = Detokenizer.from_dict(
+            json.loads((path / "detokenizer.json").read_text())
+        )
         for split in SPLITS:
             if (path / f"{split}_src.flat.npy").is_file():
+                refs_file = path / f"{split}_references.json"
+                refs = json.loads(refs_file.read_text()) if refs_file.is_file() else None
                 self.datasets[split] = PairDataset(
-                    Ragged.load(path / f"{split}_src"), Ragged.load(path / f"{split}_tgt")
+                    Ragged.load(path / f"{split}_src"), Ragged.load(path / f"{split}_tgt"), refs
                 )
         self.pretrained = {s: load_array(self.vectors_path / f"{s}.npy") for s in ("src", "tgt")}
 
@@ -346,6 +422,7 @@ class TranslationDataModule(pl.LightningDataModule):
             "tgt_lang": "en",
             "lowercase": self.lowercase,
             "max_tgt_len": int(self.report["length_limits"]["tgt"]),
+            "detokenizer": self.detokenizer.to_dict(),
         }
 
     # -- loaders ------------------------------------------------------------------------------
@@ -374,10 +451,11 @@ class TranslationDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         world, rank = self._ranks()
-        lengths = self.datasets["train"].src.lengths()
+        train = self.datasets["train"]
         sampler = SortishSampler(
-            lengths, self.batch_size, world, rank, self.seed, self.chunk_batches
-        )
+            train.src.lengths(), self.batch_size, world, rank, self.seed, self.chunk_batches,
+            tgt_lengths=train.tgt.lengths(),
+        )  # fmt: skip
         assert self.src_vocab is not None
         # Resumes mid-epoch, and forwards set_epoch so the sort-ish order changes every epoch.
         return ResumableDataLoader(

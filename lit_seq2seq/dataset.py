@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+References = list[str] | None  # a pair's scored references, or None when its source came earlier
+
 
 class CacheError(ValueError):
     """A cache file that is not what this code wrote; the message says what to delete."""
@@ -66,18 +68,31 @@ class Ragged:
 
 
 class PairDataset(Dataset):
-    """Source and target id sequences (each ending with eos), index-aligned."""
+    """Source and target id sequences (each ending with eos), index-aligned.
 
-    def __init__(self, src: Ragged, tgt: Ragged) -> None:
+    Args:
+        src: source ids.
+        tgt: target ids.
+        references: for evaluation splits, per pair the raw reference strings BLEU scores its
+            translation against (all references of its source), or None for a repeated source
+            already scored at an earlier pair.
+    """
+
+    def __init__(
+        self, src: Ragged, tgt: Ragged, references: Sequence[References] | None = None
+    ) -> None:
         if len(src) != len(tgt):
             raise ValueError(f"PairDataset: {len(src)} sources but {len(tgt)} targets")
-        self.src, self.tgt = src, tgt
+        if references is not None and len(references) != len(src):
+            raise ValueError(f"PairDataset: {len(src)} pairs but {len(references)} reference sets")
+        self.src, self.tgt, self.references = src, tgt, references
 
     def __len__(self) -> int:
         return len(self.src)
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.src[i], self.tgt[i]
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, References]:
+        refs = self.references[i] if self.references is not None else None
+        return self.src[i], self.tgt[i], refs
 
 
 class Batch(NamedTuple):
@@ -88,12 +103,15 @@ class Batch(NamedTuple):
         src_lengths: (batch,) real source lengths, eos included.
         tgt: (batch, tgt_len) target ids, eos included, no bos.
         tgt_lengths: (batch,) real target lengths.
+        references: per row, the raw reference strings to score its translation against (None
+            for a source already scored), or None for training batches.
     """
 
     src: torch.Tensor
     src_lengths: torch.Tensor
     tgt: torch.Tensor
     tgt_lengths: torch.Tensor
+    references: tuple[References, ...] | None = None
 
 
 def pad_batch(seqs: Sequence[np.ndarray], pad_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +129,9 @@ class Collate:
     def __init__(self, pad_idx: int) -> None:
         self.pad_idx = pad_idx
 
-    def __call__(self, items: Sequence[tuple[np.ndarray, np.ndarray]]) -> Batch:
-        src, src_lengths = pad_batch([s for s, _ in items], self.pad_idx)
-        tgt, tgt_lengths = pad_batch([t for _, t in items], self.pad_idx)
-        return Batch(src, src_lengths, tgt, tgt_lengths)
+    def __call__(self, items: Sequence[tuple[np.ndarray, np.ndarray, References]]) -> Batch:
+        src, src_lengths = pad_batch([s for s, _, _ in items], self.pad_idx)
+        tgt, tgt_lengths = pad_batch([t for _, t, _ in items], self.pad_idx)
+        references = tuple(r for _, _, r in items)
+        has_references = any(r is not None for r in references)
+        return Batch(src, src_lengths, tgt, tgt_lengths, references if has_references else None)

@@ -1,9 +1,20 @@
-"""The decoder: one step at a time, optionally attending over the encoder outputs.
+"""The decoder: one step at a time, or every position at once when fully teacher forced.
 
-Each step embeds the previous token; with attention, the lesson's ``l3`` combines that embedding
-with the attention context into the RNN input; the RNN output goes through dropout and the output
-layer, whose weights can be tied to the decoder embedding (Press & Wolf, arXiv:1608.05859; needs the
-hidden size to equal the embedding size).
+Three ways for the attention context to reach the output (``attention_style``):
+
+- ``lesson``: the context of the *previous* state joins the embedding of the previous token
+  (the lesson's ``l3``) as the RNN input, and the RNN output alone feeds the output layer
+  (the fast.ai lesson; the order of Bahdanau et al., arXiv:1409.0473).
+- ``output``: the RNN reads the embedding; its *new* top state queries the encoder, and Luong's
+  attentional state ``tanh(W_c [h_t; c_t])`` feeds the output layer (Luong, Pham & Manning,
+  arXiv:1508.04025, section 3, eq. 5). With every step teacher forced, nothing depends on an
+  earlier step's output, so ``forward_teacher`` runs the whole target sequence in one RNN call and
+  one batched attention: far fewer kernel launches than a Python loop over steps.
+- ``input_feeding``: ``output`` plus the previous attentional state fed with the next embedding
+  (Luong et al. section 3.3; Joey NMT's recurrent decoder); sequential again.
+
+The output layer's weights can be tied to the decoder embedding (Press & Wolf, arXiv:1608.05859;
+needs the hidden size to equal the embedding size).
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ from torch import nn
 
 from lit_seq2seq.attention import AdditiveAttention
 from lit_seq2seq.encoder import Hidden, make_rnn
+
+ATTENTION_STYLES = ("lesson", "output", "input_feeding")
 
 
 @dataclass
@@ -31,18 +44,57 @@ class Memory:
     projected_keys: torch.Tensor | None
     mask: torch.Tensor
 
+    def select(self, rows: torch.Tensor) -> Memory:
+        """The memories of ``rows`` (batch indices), in that order."""
+        keys = self.projected_keys
+        return Memory(self.outputs[rows], None if keys is None else keys[rows], self.mask[rows])
+
     def repeat(self, times: int) -> Memory:
         """Each row ``times`` times in a row, for beam search."""
-        keys = self.projected_keys
-        return Memory(
-            self.outputs.repeat_interleave(times, 0),
-            None if keys is None else keys.repeat_interleave(times, 0),
-            self.mask.repeat_interleave(times, 0),
+        return self.select(
+            torch.arange(self.mask.size(0), device=self.mask.device).repeat_interleave(times)
         )
 
 
+@dataclass
+class DecoderState:
+    """The recurrent state carried from one step to the next.
+
+    Attributes:
+        hidden: (n_layers, batch, hidden_size), or an (h, c) pair of those for LSTM.
+        feed: (batch, hidden_size) previous attentional state (``input_feeding``), else None.
+    """
+
+    hidden: Hidden
+    feed: torch.Tensor | None = None
+
+    def select(self, rows: torch.Tensor) -> DecoderState:
+        """The states of ``rows`` (batch indices), in that order: beam search's reordering."""
+        hidden = (
+            tuple(h[:, rows] for h in self.hidden)
+            if isinstance(self.hidden, tuple)
+            else self.hidden[:, rows]
+        )
+        return DecoderState(hidden, None if self.feed is None else self.feed[rows])  # type: ignore[arg-type]
+
+    def repeat(self, times: int) -> DecoderState:
+        """Each row ``times`` times in a row, for beam search."""
+        rows = torch.arange(self.batch_size(), device=self.device()).repeat_interleave(times)
+        return self.select(rows)
+
+    def top(self) -> torch.Tensor:
+        """(batch, hidden_size): the top layer's hidden state, the attention query."""
+        return self.hidden[0][-1] if isinstance(self.hidden, tuple) else self.hidden[-1]
+
+    def batch_size(self) -> int:
+        return self.top().size(0)
+
+    def device(self) -> torch.device:
+        return self.top().device
+
+
 class Decoder(nn.Module):
-    """One decoding step: previous token + state (+ attention) -> logits over the target vocabulary.
+    """Previous token + state (+ attention) -> logits over the target vocabulary.
 
     Args:
         vocab_size: target vocabulary size.
@@ -50,13 +102,16 @@ class Decoder(nn.Module):
         hidden_size: RNN hidden size.
         n_layers: RNN layers.
         dropout: between RNN layers.
-        out_dropout: before the output layer.
+        out_dropout: before the output layer (on the attentional state with ``output`` and
+            ``input_feeding``).
         rnn_type: ``gru`` or ``lstm``.
         enc_output_size: size of each encoder output.
         attention: attend over the encoder outputs; False gives the lesson's plain seq2seq.
         attn_size: attention tanh layer size.
         tie_weights: share the output layer's weights with the embedding.
         pad_idx: padding id.
+        attention_style: ``lesson``, ``output`` or ``input_feeding`` (see the module docstring).
+        emb_dropout: on the embeddings of the previous tokens.
     """
 
     def __init__(
@@ -73,16 +128,29 @@ class Decoder(nn.Module):
         attn_size: int,
         tie_weights: bool,
         pad_idx: int,
+        attention_style: str = "lesson",
+        emb_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if attention_style not in ATTENTION_STYLES:
+            raise ValueError(
+                f"attention_style={attention_style!r} unknown; valid: {list(ATTENTION_STYLES)}"
+            )
+        self.style = attention_style if attention else "none"
         self.embedding = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_idx)
+        self.emb_dropout = nn.Dropout(emb_dropout)
         self.attention = (
             AdditiveAttention(enc_output_size, hidden_size, attn_size) if attention else None
         )
-        if attention:
+        rnn_input = emb_dim
+        if self.style == "lesson":
             self.combine = nn.Linear(emb_dim + enc_output_size, emb_dim)  # the lesson's l3
-        self.rnn = make_rnn(rnn_type, emb_dim, hidden_size, n_layers, dropout)
-        self.rnn_type = rnn_type
+        elif self.style in ("output", "input_feeding"):
+            self.attentional = nn.Linear(hidden_size + enc_output_size, hidden_size)  # Luong W_c
+            if self.style == "input_feeding":
+                rnn_input = emb_dim + hidden_size
+        self.rnn = make_rnn(rnn_type, rnn_input, hidden_size, n_layers, dropout)
+        self.rnn_type, self.hidden_size = rnn_type, hidden_size
         self.out_dropout = nn.Dropout(out_dropout)
         self.out = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
@@ -92,30 +160,84 @@ class Decoder(nn.Module):
                 )
             self.out.weight = self.embedding.weight
 
+    @property
+    def parallel(self) -> bool:
+        """Whether a fully teacher-forced sequence can be decoded in one pass (no step loop)."""
+        return self.style in ("none", "output")
+
+    def initial_state(self, hidden: Hidden) -> DecoderState:
+        """The state before the first step, from the encoder's bridged final state."""
+        feed = None
+        if self.style == "input_feeding":
+            top = hidden[0][-1] if isinstance(hidden, tuple) else hidden[-1]
+            feed = top.new_zeros(top.shape)  # (batch, hidden_size)
+        return DecoderState(hidden, feed)
+
     def step(
-        self, prev: torch.Tensor, hidden: Hidden, memory: Memory
-    ) -> tuple[torch.Tensor, Hidden, torch.Tensor | None]:
+        self, prev: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """Decode one position.
 
         Args:
             prev: (batch,) previous target ids (bos at the first step).
-            hidden: (n_layers, batch, hidden_size), or an (h, c) pair for LSTM.
+            state: the recurrent state (``initial_state`` at the first step).
             memory: the encoder side.
 
         Returns:
             logits: (batch, vocab_size).
-            hidden: the new state.
+            state: the new state.
             weights: (batch, src_len) attention weights, or None without attention.
         """
-        emb = self.embedding(prev)  # (batch, emb)
+        emb = self.emb_dropout(self.embedding(prev))  # (batch, emb)
         weights = None
-        if self.attention is not None:
-            top = hidden[0][-1] if isinstance(hidden, tuple) else hidden[-1]  # (batch, hidden)
-            assert memory.projected_keys is not None
-            context, weights = self.attention(
-                top, memory.projected_keys, memory.outputs, memory.mask
-            )
+        if self.style == "lesson":
+            context, weights = self._attend(state.top(), memory)  # (batch, enc_out)
             emb = self.combine(torch.cat([emb, context], dim=-1))  # (batch, emb)
-        output, hidden = self.rnn(emb.unsqueeze(1), hidden)  # (batch, 1, hidden)
-        logits = self.out(self.out_dropout(output.squeeze(1)))  # (batch, vocab)
-        return logits, hidden, weights
+        elif self.style == "input_feeding":
+            assert state.feed is not None
+            emb = torch.cat([emb, state.feed], dim=-1)  # (batch, emb + hidden)
+        output, hidden = self.rnn(emb.unsqueeze(1), state.hidden)  # (batch, 1, hidden)
+        output = output.squeeze(1)  # (batch, hidden)
+        if self.style in ("output", "input_feeding"):
+            output, weights = self._attentional(output, memory)
+        feed = output if self.style == "input_feeding" else None
+        logits = self.out(self.out_dropout(output))  # (batch, vocab)
+        return logits, DecoderState(hidden, feed), weights
+
+    def forward_teacher(
+        self, inputs: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every position of a fully teacher-forced sequence at once (``parallel`` styles only).
+
+        Equal to calling ``step`` on ``inputs[:, 0], inputs[:, 1], ...``: the RNN is causal, so
+        padding at the end of a row cannot change the positions before it.
+
+        Args:
+            inputs: (batch, tgt_len) previous tokens: bos, then the target shifted by one.
+            state: ``initial_state`` of the batch.
+            memory: the encoder side.
+
+        Returns:
+            logits: (batch, tgt_len, vocab_size).
+            weights: (batch, tgt_len, src_len) attention weights, or None without attention.
+        """
+        assert self.parallel, f"attention_style={self.style!r} decodes one step at a time"
+        emb = self.emb_dropout(self.embedding(inputs))  # (batch, tgt_len, emb)
+        output, _ = self.rnn(emb, state.hidden)  # (batch, tgt_len, hidden)
+        weights = None
+        if self.style == "output":
+            output, weights = self._attentional(output, memory)
+        return self.out(self.out_dropout(output)), weights  # (batch, tgt_len, vocab)
+
+    def _attend(
+        self, query: torch.Tensor, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        assert self.attention is not None and memory.projected_keys is not None
+        return self.attention(query, memory.projected_keys, memory.outputs, memory.mask)
+
+    def _attentional(
+        self, output: torch.Tensor, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Luong's ``tanh(W_c [h; c])`` for (batch, hidden) or (batch, tgt_len, hidden) states."""
+        context, weights = self._attend(output, memory)
+        return torch.tanh(self.attentional(torch.cat([output, context], dim=-1))), weights

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from lit_seq2seq.decoder import Decoder, Memory
-from lit_seq2seq.encoder import Encoder, Hidden
+from lit_seq2seq.decoder import ATTENTION_STYLES, Decoder, DecoderState, Memory
+from lit_seq2seq.encoder import Encoder
 
 TEACHER_FORCING = ("step", "token")
+INITS = ("pytorch", "xavier")
 
 
 @dataclass
@@ -37,10 +38,18 @@ class Seq2SeqConfig:
         dec_dropout: between decoder layers.
         out_dropout: before the output layer.
         attention: additive attention over the encoder outputs.
+        attention_style: how the context reaches the output: ``lesson`` (into the RNN input),
+            ``output`` (Luong's attentional state; a fully teacher-forced batch decodes in one
+            pass) or ``input_feeding`` (``output`` fed back into the next input, as Joey NMT).
         attn_size: attention hidden size.
         tie_weights: output layer shares the decoder embedding.
         teacher_forcing: ``step`` flips one coin per decoder step for the whole batch (lesson);
             ``token`` flips one per target token.
+        dec_emb_dropout: on the decoder's input embeddings.
+        init: ``pytorch`` (each layer's default, the lesson) or ``xavier`` (Glorot-uniform weight
+            matrices, zero biases; Joey NMT's default).
+        emb_init_std: the embeddings' standard deviation; null keeps N(0, 1) (PyTorch's). Word
+            vectors arrive at std 1 (``scale: auto``) and are multiplied by it too.
     """
 
     rnn_type: str = "gru"
@@ -56,9 +65,13 @@ class Seq2SeqConfig:
     dec_dropout: float = 0.1
     out_dropout: float = 0.35
     attention: bool = True
+    attention_style: str = "lesson"
     attn_size: int = 300
     tie_weights: bool = True
     teacher_forcing: str = "step"
+    dec_emb_dropout: float = 0.0
+    init: str = "pytorch"
+    emb_init_std: float | None = None
 
     def __post_init__(self) -> None:
         if self.enc_layers != self.dec_layers:
@@ -66,10 +79,15 @@ class Seq2SeqConfig:
                 f"enc_layers={self.enc_layers} but dec_layers={self.dec_layers}: the encoder's "
                 "final state initialises the decoder layer for layer, so they must be equal"
             )
-        if self.teacher_forcing not in TEACHER_FORCING:
-            raise ValueError(
-                f"teacher_forcing={self.teacher_forcing!r} unknown; valid: {list(TEACHER_FORCING)}"
-            )
+        for key, valid in (
+            ("teacher_forcing", TEACHER_FORCING),
+            ("attention_style", ATTENTION_STYLES),
+            ("init", INITS),
+        ):
+            if getattr(self, key) not in valid:
+                raise ValueError(f"{key}={getattr(self, key)!r} unknown; valid: {list(valid)}")
+        if self.emb_init_std is not None and not self.emb_init_std > 0:
+            raise ValueError(f"emb_init_std={self.emb_init_std}: expected > 0, or null")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -107,11 +125,32 @@ class Seq2Seq(nn.Module):
         self.decoder = Decoder(
             tgt_vocab_size, c.dec_emb_dim, c.dec_hidden, c.dec_layers, c.dec_dropout,
             c.out_dropout, c.rnn_type, self.encoder.output_size, c.attention, c.attn_size,
-            c.tie_weights, pad_idx,
+            c.tie_weights, pad_idx, c.attention_style, c.dec_emb_dropout,
         )  # fmt: skip
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Apply ``init`` and ``emb_init_std``; the padding rows stay zero."""
+        c = self.config
+        embeddings = (self.encoder.embedding, self.decoder.embedding)
+        if c.init == "xavier":
+            skip = {id(e.weight) for e in embeddings}
+            for param in self.parameters():
+                if id(param) in skip:
+                    continue
+                if param.dim() > 1:
+                    nn.init.xavier_uniform_(param)
+                else:
+                    nn.init.zeros_(param)
+        if c.emb_init_std is not None:
+            with torch.no_grad():
+                for emb in embeddings:
+                    emb.weight.normal_(0.0, c.emb_init_std)
+                    emb.weight[self.pad_idx] = 0.0
 
     def load_pretrained(self, src: np.ndarray | None, tgt: np.ndarray | None) -> None:
-        """Copy word-vector initialisations into the embeddings (shapes must match)."""
+        """Copy word-vector initialisations into the embeddings (shapes must match), times
+        ``emb_init_std`` when set: the data pipeline delivers them at std 1."""
         for name, emb, matrix in (
             ("src", self.encoder.embedding, src),
             ("tgt", self.decoder.embedding, tgt),
@@ -124,14 +163,14 @@ class Seq2Seq(nn.Module):
                     f"{tuple(emb.weight.shape)}; make sure data and model embedding sizes agree"
                 )
             with torch.no_grad():
-                emb.weight.copy_(torch.from_numpy(matrix))
+                emb.weight.copy_(torch.from_numpy(matrix) * (self.config.emb_init_std or 1.0))
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, Hidden]:
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, DecoderState]:
         """Encoder side of a batch: (Memory, initial decoder state); see ``Encoder.forward``."""
         outputs, hidden = self.encoder(src, src_lengths)
         attention = self.decoder.attention
         keys = attention.project_keys(outputs) if attention is not None else None
-        return Memory(outputs, keys, src != self.pad_idx), hidden
+        return Memory(outputs, keys, src != self.pad_idx), self.decoder.initial_state(hidden)
 
     def forward(
         self,
@@ -153,12 +192,19 @@ class Seq2Seq(nn.Module):
         Returns:
             logits: (batch, tgt_len, tgt_vocab).
             attention: (batch, tgt_len, src_len), or None.
+
+        With ``pr_force >= 1`` every input is the reference, and decoders that allow it
+        (``Decoder.parallel``) run all positions in one pass instead of a loop over steps.
         """
-        memory, hidden = self.encode(src, src_lengths)
+        memory, state = self.encode(src, src_lengths)
         prev = torch.full_like(tgt[:, 0], self.bos_idx)  # (batch,)
+        if pr_force >= 1.0 and self.decoder.parallel:
+            inputs = torch.cat([prev.unsqueeze(1), tgt[:, :-1]], 1)  # (batch, tgt_len)
+            logits, attention = self.decoder.forward_teacher(inputs, state, memory)
+            return logits, attention if return_attention else None
         logits, weights = [], []
         for i in range(tgt.size(1)):
-            step_logits, hidden, w = self.decoder.step(prev, hidden, memory)
+            step_logits, state, w = self.decoder.step(prev, state, memory)
             logits.append(step_logits)
             if return_attention and w is not None:
                 weights.append(w)

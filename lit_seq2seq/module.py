@@ -1,19 +1,20 @@
 """``Seq2SeqModule``: training, validation metrics and checkpoints around the plain ``Seq2Seq`` net.
 
 Training runs the decoder for every target position with teacher forcing (``pr_force``, set by
-``callbacks.TeacherForcingScheduler``) and cross-entropy that ignores padding. Validation decodes
-greedily without teacher forcing and reports:
+``callbacks.TeacherForcingScheduler``) and cross-entropy that ignores padding (optionally label
+smoothed). Validation and test report:
 
-- ``val/loss``, ``val/ppl``, ``val/acc``: cross-entropy, its exponent and token accuracy over the
-  real target tokens (padding excluded);
-- ``val/lesson_loss``: the lesson's ``seq2seq_loss`` on the same decodes, to compare with its
-  table: padding counted (no ``ignore_index``) and the positions after the decoder would have
-  stopped (every sentence past eos) scored as zero logits;
-- ``val/bleu``: corpus BLEU (sacreBLEU via torchmetrics, 13a tokenisation, 0-100) of the greedy
-  translations against the tokenised, lowercased references.
+- ``val/loss``, ``val/ppl``, ``val/acc``: teacher-forced cross-entropy per real target token, its
+  exponent and token accuracy (padding excluded): the model's fit, comparable across toolkits;
+- ``val/lesson_loss``: the lesson's ``seq2seq_loss`` on greedy decodes, to compare with its table:
+  padding counted (no ``ignore_index``) and the positions after the decoder would have stopped
+  (every sentence past eos) scored as zero logits;
+- ``val/bleu``: corpus BLEU (0-100, ``bleu.py``) of the detokenised greedy translations, decoded
+  without looking at the reference length, against the raw reference strings (all references of
+  a French sentence that occurs several times).
 
-The vocabularies and tokenizer settings are stored in the checkpoint, so ``from_checkpoint`` needs
-nothing else to translate.
+The vocabularies, tokenizer settings and the detokenizer are stored in the checkpoint, so
+``from_checkpoint`` needs nothing else to translate.
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, SumMetric
-from torchmetrics.text import SacreBLEUScore
 
+from lit_seq2seq.bleu import CorpusBleu
 from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
 from lit_seq2seq.dataset import Batch
+from lit_seq2seq.detokenizer import Detokenizer
 from lit_seq2seq.model import Seq2Seq, Seq2SeqConfig
 from lit_seq2seq.reporting import log_attention, log_samples
-from lit_seq2seq.search import greedy
-from lit_seq2seq.tokenizer import detokenize
+from lit_seq2seq.search import default_max_len, greedy
 from lit_seq2seq.vocab import Vocab
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULERS = (None, "plateau")
 __all__ = ["CheckpointError", "Seq2SeqModule"]
 
 
@@ -49,6 +51,17 @@ class Seq2SeqModule(pl.LightningModule):
         betas: Adam betas; the lesson uses (0.8, 0.99).
         momentum: SGD momentum.
         weight_decay: L2 penalty.
+        label_smoothing: share of the target probability spread over the vocabulary in the
+            training loss (Szegedy et al., arXiv:1512.00567, section 7); validation losses never
+            smooth.
+        scheduler: null (the LR comes from the optimizer or a callback such as
+            ``OneCycleScheduler``) or ``plateau``: multiply the LR by ``plateau_factor`` when
+            ``val/bleu`` has not improved for ``plateau_patience`` validations (Joey NMT's
+            recipe).
+        plateau_factor: the ``plateau`` LR factor.
+        plateau_patience: validations without improvement before the ``plateau`` LR drops.
+        gradient_clip_norm: clip the gradients' global norm to this before each optimizer step
+            (Joey NMT: 1.0); null does not clip. ``trainer.gradient_clip_val``, when set, wins.
         n_samples: validation translations shown in the samples table.
         n_heatmaps: validation sentences drawn as attention heatmaps each validation.
         translation: vocabularies and tokenizer settings; given when restoring a checkpoint,
@@ -63,6 +76,11 @@ class Seq2SeqModule(pl.LightningModule):
         betas: tuple[float, float] = (0.8, 0.99),
         momentum: float = 0.9,
         weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
+        scheduler: str | None = None,
+        plateau_factor: float = 0.5,
+        plateau_patience: int = 2,
+        gradient_clip_norm: float | None = None,
         n_samples: int = 8,
         n_heatmaps: int = 4,
         translation: dict[str, Any] | None = None,
@@ -70,6 +88,17 @@ class Seq2SeqModule(pl.LightningModule):
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={optimizer!r} unknown; valid: {list(OPTIMIZERS)}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler={scheduler!r} unknown; valid: {list(SCHEDULERS)}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing={label_smoothing}: expected 0 <= value < 1")
+        if not 0.0 < plateau_factor < 1.0 or plateau_patience < 0:
+            raise ValueError(
+                f"plateau_factor={plateau_factor}, plateau_patience={plateau_patience}: expected "
+                "0 < factor < 1 and patience >= 0"
+            )
+        if gradient_clip_norm is not None and not gradient_clip_norm > 0:
+            raise ValueError(f"gradient_clip_norm={gradient_clip_norm}: expected > 0, or null")
         config = net if isinstance(net, Seq2SeqConfig) else Seq2SeqConfig(**net)
         self.save_hyperparameters(
             {
@@ -79,6 +108,11 @@ class Seq2SeqModule(pl.LightningModule):
                 "betas": list(betas),
                 "momentum": momentum,
                 "weight_decay": weight_decay,
+                "label_smoothing": label_smoothing,
+                "scheduler": scheduler,
+                "plateau_factor": plateau_factor,
+                "plateau_patience": plateau_patience,
+                "gradient_clip_norm": gradient_clip_norm,
                 "n_samples": n_samples,
                 "n_heatmaps": n_heatmaps,
             }
@@ -99,7 +133,7 @@ class Seq2SeqModule(pl.LightningModule):
             }
         )
         self.lesson_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
-        self.bleu = torch.nn.ModuleDict({s: SacreBLEUScore() for s in ("val", "test")})
+        self.bleu = torch.nn.ModuleDict({s: CorpusBleu() for s in ("val", "test")})
         self._samples: list[tuple[str, str, str]] = []
         self._heatmaps: list[tuple[list[str], list[str], torch.Tensor]] = []
         if translation is not None:
@@ -110,6 +144,7 @@ class Seq2SeqModule(pl.LightningModule):
         self.translation = translation
         self.src_vocab = Vocab(translation["src_vocab"])
         self.tgt_vocab = Vocab(translation["tgt_vocab"])
+        self.detokenizer = Detokenizer.from_dict(translation.get("detokenizer"))
         self.net = Seq2Seq(self.config, len(self.src_vocab), len(self.tgt_vocab))
 
     def configure_model(self) -> None:
@@ -154,27 +189,56 @@ class Seq2SeqModule(pl.LightningModule):
                 "settings the checkpoint was trained with"
             )
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         h = self.hparams
         if h.optimizer == "sgd":
-            return torch.optim.SGD(
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
                 self.parameters(), lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay
             )
-        return torch.optim.Adam(
-            self.parameters(), lr=h.lr, betas=tuple(h.betas), weight_decay=h.weight_decay
+        else:
+            optimizer = torch.optim.Adam(
+                self.parameters(), lr=h.lr, betas=tuple(h.betas), weight_decay=h.weight_decay
+            )
+        if h.scheduler != "plateau":
+            return optimizer
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=h.plateau_factor, patience=h.plateau_patience
         )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": plateau, "monitor": "val/bleu", "interval": "epoch"},
+        }
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        if gradient_clip_val is None and self.hparams.gradient_clip_norm is not None:
+            gradient_clip_val, gradient_clip_algorithm = self.hparams.gradient_clip_norm, "norm"
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # -- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         assert self.net is not None
         logits, _ = self.net(batch.src, batch.src_lengths, batch.tgt, pr_force=self.pr_force)
         pad = self.tgt_vocab.pad_idx
-        loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt.flatten(), ignore_index=pad)
+        flat_logits, flat_tgt = logits.flatten(0, 1), batch.tgt.flatten()
+        nll = F.cross_entropy(flat_logits, flat_tgt, ignore_index=pad)
+        loss = nll
+        if self.hparams.label_smoothing > 0:
+            loss = F.cross_entropy(
+                flat_logits,
+                flat_tgt,
+                ignore_index=pad,
+                label_smoothing=self.hparams.label_smoothing,
+            )
         real = batch.tgt != pad
         acc = ((logits.argmax(-1) == batch.tgt) & real).sum() / real.sum()
         size = batch.src.size(0)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
-        self.log("train/ppl", loss.detach().exp(), on_step=True, on_epoch=False, batch_size=size)
+        self.log("train/ppl", nll.detach().exp(), on_step=True, on_epoch=False, batch_size=size)
         self.log("train/acc", acc, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
@@ -188,22 +252,39 @@ class Seq2SeqModule(pl.LightningModule):
         assert self.net is not None
         pad = self.tgt_vocab.pad_idx
         tgt = batch.tgt
-        out = greedy(self.net, batch.src, batch.src_lengths, max_len=tgt.size(1), stop_early=False)
         real = tgt != pad
+        forced, _ = self.net(batch.src, batch.src_lengths, tgt, pr_force=1.0)
         nll = F.cross_entropy(
-            out.logits.flatten(0, 1), tgt.flatten(), ignore_index=pad, reduction="sum"
+            forced.flatten(0, 1), tgt.flatten(), ignore_index=pad, reduction="sum"
         )
         self.metrics[f"{stage}_nll"].update(nll)
         self.metrics[f"{stage}_tokens"].update(real.sum())
-        self.metrics[f"{stage}_correct"].update(((out.tokens == tgt) & real).sum())
-        self.lesson_loss[stage].update(
-            self.lesson_seq2seq_loss(out.logits, tgt, out.all_done_step), tgt.size(0)
+        self.metrics[f"{stage}_correct"].update(((forced.argmax(-1) == tgt) & real).sum())
+        # One greedy pass serves BLEU (no reference length involved: it stops at eos or the
+        # length limit) and the lesson's loss (which needs at least the reference's steps).
+        out = greedy(
+            self.net,
+            batch.src,
+            batch.src_lengths,
+            max_len=default_max_len(batch.src_lengths),
+            min_len=tgt.size(1),
+            return_logits=True,
         )
-        hypotheses = [detokenize(self.tgt_vocab.decode(row)) for row in out.tokens.tolist()]
-        references = [[detokenize(self.tgt_vocab.decode(row))] for row in tgt.tolist()]
-        self.bleu[stage].update(hypotheses, references)
+        assert out.logits is not None
+        self.lesson_loss[stage].update(
+            self.lesson_seq2seq_loss(out.logits[:, : tgt.size(1)], tgt, out.all_done_step),
+            tgt.size(0),
+        )
+        hyp_tokens = [self.tgt_vocab.decode(row) for row in out.tokens.tolist()]
+        hypotheses = [self.detokenizer(tokens) for tokens in hyp_tokens]
+        references = batch.references or (None,) * len(hypotheses)
+        scored = [i for i, refs in enumerate(references) if refs is not None]
+        self.bleu[stage].update(
+            [hypotheses[i] for i in scored],
+            [references[i] for i in scored],  # type: ignore[misc]
+        )
         if stage == "val" and batch_idx == 0 and self.trainer.is_global_zero:
-            self._collect_examples(batch, hypotheses, references, out.attention)
+            self._collect_examples(batch, hyp_tokens, hypotheses, out.attention)
 
     @staticmethod
     def lesson_seq2seq_loss(
@@ -227,22 +308,26 @@ class Seq2SeqModule(pl.LightningModule):
     def _collect_examples(
         self,
         batch: Batch,
+        hyp_tokens: list[list[str]],
         hypotheses: list[str],
-        references: list[list[str]],
         attention: torch.Tensor | None,
     ) -> None:
         sources = [self.src_vocab.decode(row) for row in batch.src.tolist()]
+        refs = batch.references or (None,) * len(hypotheses)
+        references = [
+            r[0] if r else self.detokenizer(self.tgt_vocab.decode(row))
+            for r, row in zip(refs, batch.tgt.tolist(), strict=True)
+        ]
         n = self.hparams.n_samples
         self._samples = [
-            (detokenize(s), r[0], h)
+            (" ".join(s), r, h)
             for s, r, h in zip(sources[:n], references[:n], hypotheses[:n], strict=True)
         ]
         self._heatmaps = []
         if attention is None:
             return
         for i in range(min(self.hparams.n_heatmaps, len(sources))):
-            words = [*(hypotheses[i].split(" ") if hypotheses[i] else []), "_eos_"]
-            words = words[: attention.size(1)]  # no eos when decoding ran out of steps
+            words = [*hyp_tokens[i], "_eos_"][: attention.size(1)]  # no eos if out of steps
             src_len = int(batch.src_lengths[i])
             weights = attention[i, : len(words), :src_len].float().cpu()
             self._heatmaps.append(([*sources[i], "_eos_"], words, weights))
@@ -267,7 +352,7 @@ class Seq2SeqModule(pl.LightningModule):
             "ppl": loss.exp(),
             "acc": self.metrics[f"{stage}_correct"].compute() / tokens,
             "lesson_loss": self.lesson_loss[stage].compute(),
-            "bleu": 100 * self.bleu[stage].compute(),
+            "bleu": self.bleu[stage].compute(),
         }
         for name, value in values.items():
             shown = stage == "val" and name in ("loss", "bleu")

@@ -1,9 +1,16 @@
-"""Decoding: greedy (stops when every sentence has emitted eos) and beam search.
+"""Decoding: greedy and batched beam search.
 
-Beam search keeps ``beam_size`` hypotheses per sentence, ranks finished ones by log-probability
-divided by the GNMT length penalty ``((5 + length) / 6) ** alpha`` (Wu et al., arXiv:1609.08144,
-section 7), and stops a sentence once it has ``beam_size`` finished hypotheses. With one beam it
-picks the argmax at every step: greedy decoding.
+Both decode a whole batch of sentences with tensors. Greedy feeds back the argmax and stops once
+every sentence has emitted eos. Beam search keeps ``beam_size`` hypotheses per sentence in one
+(batch * beam) decoder batch: a finished hypothesis stays in its slot and can only be extended by
+eos at no cost, so every step is one ``topk`` over (batch, beam * vocab) with no Python loop over
+sentences. Hypotheses are ranked by log-probability divided by the GNMT length penalty
+``((5 + length) / 6) ** alpha`` (Wu et al., arXiv:1609.08144, section 7); candidates that are still
+growing all have the same length, so the penalty only matters when they compete with finished
+ones. A sentence is done once its best-ranked hypothesis has finished (as in Joey NMT and
+OpenNMT); its other hypotheses are then dropped, so it stays as it is while the rest of the batch
+goes on, and the result of a sentence does not depend on the batch it is in. With one beam this is
+greedy decoding.
 """
 
 from __future__ import annotations
@@ -21,15 +28,20 @@ class Greedy:
 
     Attributes:
         tokens: (batch, steps) predicted ids; after a row's eos, its entries are meaningless.
-        logits: (batch, steps, vocab).
+        logits: (batch, steps, vocab), or None unless asked for.
         attention: (batch, steps, src_len), or None without attention.
         all_done_step: index of the first step after which every row had emitted eos, or None.
     """
 
     tokens: torch.Tensor
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     attention: torch.Tensor | None
     all_done_step: int | None
+
+
+def default_max_len(src_lengths: torch.Tensor) -> int:
+    """Most output tokens for a batch: twice the longest source plus ten (eos included)."""
+    return 2 * int(src_lengths.max()) + 10
 
 
 @torch.no_grad()
@@ -37,36 +49,47 @@ def greedy(
     model: Seq2Seq,
     src: torch.Tensor,
     src_lengths: torch.Tensor,
-    max_len: int,
-    stop_early: bool = True,
+    max_len: int | None = None,
+    min_len: int = 0,
+    return_logits: bool = False,
 ) -> Greedy:
-    """Feed back the argmax for up to ``max_len`` steps.
+    """Feed back the argmax until every row emitted eos or ``max_len`` steps ran.
 
-    With ``stop_early`` decoding ends once every row has emitted eos; without it, all ``max_len``
-    steps run (what a loss over fixed-length targets needs) and ``all_done_step`` says where the
-    early stop would have been.
+    Args:
+        model: the network, in eval mode.
+        src: (batch, src_len) source ids.
+        src_lengths: (batch,) source lengths.
+        max_len: most steps; default ``default_max_len(src_lengths)``.
+        min_len: run at least this many steps even when every row is done (a loss over
+            fixed-length targets needs them); ``all_done_step`` still says where decoding would
+            have stopped.
+        return_logits: keep every step's logits.
     """
-    memory, hidden = model.encode(src, src_lengths)
+    max_len = max(max_len or default_max_len(src_lengths), min_len)
+    memory, state = model.encode(src, src_lengths)
     prev = torch.full((src.size(0),), model.bos_idx, dtype=torch.long, device=src.device)
     done = torch.zeros_like(prev, dtype=torch.bool)
     tokens, logits, weights, all_done = [], [], [], None
     for step in range(max_len):
-        step_logits, hidden, w = model.decoder.step(prev, hidden, memory)
+        step_logits, state, w = model.decoder.step(prev, state, memory)
         prev = step_logits.argmax(-1)
         tokens.append(prev)
-        logits.append(step_logits)
+        if return_logits:
+            logits.append(step_logits)
         if w is not None:
             weights.append(w)
         done |= prev == model.eos_idx
         if all_done is None and bool(done.all()):
             all_done = step
-            if stop_early:
-                break
+        if all_done is not None and step + 1 >= min_len:
+            break
     attention = torch.stack(weights, 1) if weights else None
-    return Greedy(torch.stack(tokens, 1), torch.stack(logits, 1), attention, all_done)
+    stacked = torch.stack(logits, 1) if logits else None
+    return Greedy(torch.stack(tokens, 1), stacked, attention, all_done)
 
 
-def length_penalty(length: int, alpha: float) -> float:
+def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
+    """GNMT's ``((5 + length) / 6) ** alpha``; elementwise for a tensor of lengths."""
     return ((5 + length) / 6) ** alpha
 
 
@@ -76,83 +99,88 @@ def beam_search(
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     beam_size: int,
-    max_len: int,
+    max_len: int | None = None,
     alpha: float = 1.0,
+    return_attention: bool = True,
 ) -> tuple[list[list[int]], list[torch.Tensor | None]]:
-    """Best hypothesis per sentence (ids without eos) and its attention (steps, src_len) or None."""
+    """Best hypothesis per sentence: its ids (eos excluded) and attention (steps, src_len) or None.
+
+    Args:
+        model: the network, in eval mode.
+        src: (batch, src_len) source ids.
+        src_lengths: (batch,) source lengths.
+        beam_size: hypotheses kept per sentence; 1 is greedy decoding.
+        max_len: most steps; default ``default_max_len(src_lengths)``.
+        alpha: length penalty exponent; 0 ranks by log-probability alone.
+        return_attention: keep each hypothesis's attention weights (None for all without).
+    """
     if beam_size < 1:
         raise ValueError(f"beam_size={beam_size}: expected >= 1")
-    batch, k = src.size(0), beam_size
-    memory, hidden = model.encode(src, src_lengths)
-    memory = memory.repeat(k)
-    hidden = (
-        tuple(h.repeat_interleave(k, 1) for h in hidden)
-        if isinstance(hidden, tuple)
-        else hidden.repeat_interleave(k, 1)
-    )  # (layers, batch * k, hidden)
-    scores = torch.full((batch, k), float("-inf"), device=src.device)
-    scores[:, 0] = 0.0  # only one live hypothesis at the start
-    prev = torch.full((batch * k,), model.bos_idx, dtype=torch.long, device=src.device)
-    history = torch.zeros((batch * k, 0), dtype=torch.long, device=src.device)
-    attn_history: torch.Tensor | None = None
-    finished: list[list[tuple[float, list[int], torch.Tensor | None]]] = [[] for _ in range(batch)]
+    max_len = max_len or default_max_len(src_lengths)
+    n_sentences, k, device = src.size(0), beam_size, src.device
+    memory, state = model.encode(src, src_lengths)
+    memory, state = memory.repeat(k), state.repeat(k)
+    active = torch.arange(n_sentences, device=device)  # sentences still decoding
+    scores = torch.full((n_sentences, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live hypothesis at the start, so the first topk has no duplicates
+    finished = torch.zeros((n_sentences, k), dtype=torch.bool, device=device)
+    lengths = torch.zeros((n_sentences, k), dtype=torch.long, device=device)  # eos included
+    history = torch.zeros((n_sentences * k, 0), dtype=torch.long, device=device)
+    attention: torch.Tensor | None = None  # (active * k, steps, src_len)
+    prev = torch.full((n_sentences * k,), model.bos_idx, dtype=torch.long, device=device)
+    out_tokens: list[list[int]] = [[] for _ in range(n_sentences)]
+    out_attention: list[torch.Tensor | None] = [None] * n_sentences
+
+    def emit(sentence: int, row: int, length: int) -> None:
+        ids = history[row, :length].tolist()
+        out_tokens[sentence] = ids[:-1] if ids and ids[-1] == model.eos_idx else ids
+        out_attention[sentence] = attention[row, :length] if attention is not None else None
+
     for step in range(max_len):
-        logits, hidden, w = model.decoder.step(prev, hidden, memory)
-        log_probs = torch.log_softmax(logits, -1)  # (batch * k, vocab)
+        batch = active.numel()
+        logits, state, w = model.decoder.step(prev, state, memory)
+        log_probs = torch.log_softmax(logits.float(), -1).view(batch, k, -1)  # (batch, k, vocab)
         vocab = log_probs.size(-1)
-        candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
-        top_scores, top_ids = candidates.topk(2 * k, dim=-1)  # (batch, 2k)
-        beam_ids, token_ids = top_ids // vocab, top_ids % vocab
-        new_scores = torch.full_like(scores, float("-inf"))
-        rows = torch.zeros((batch, k), dtype=torch.long, device=src.device)
-        new_tokens = torch.full((batch, k), model.eos_idx, dtype=torch.long, device=src.device)
-        for b in range(batch):
-            alive = 0
-            for score, beam, token in zip(
-                top_scores[b].tolist(), beam_ids[b].tolist(), token_ids[b].tolist(), strict=True
-            ):
-                if len(finished[b]) >= k or score == float("-inf"):
-                    break
-                row = b * k + beam
-                if token == model.eos_idx:
-                    attn = None
-                    if w is not None:
-                        past = attn_history[row] if attn_history is not None else w[row][:0]
-                        attn = torch.cat([past.reshape(-1, w.size(-1)), w[row : row + 1]])
-                    normalized = score / length_penalty(step + 1, alpha)
-                    finished[b].append((normalized, history[row].tolist(), attn))
-                elif alive < k:
-                    new_scores[b, alive], rows[b, alive] = score, row
-                    new_tokens[b, alive] = token
-                    alive += 1
-                if alive == k:
-                    break
-        if all(len(f) >= k for f in finished):
-            break
-        flat_rows = rows.view(-1)
-        scores = new_scores
-        prev = new_tokens.view(-1)
-        history = torch.cat([history[flat_rows], prev.unsqueeze(1)], 1)
-        if w is not None:
-            step_w = w[flat_rows].unsqueeze(1)  # (batch * k, 1, src_len)
-            attn_history = (
-                step_w if attn_history is None else torch.cat([attn_history[flat_rows], step_w], 1)
+        if step == 0:
+            only_eos = torch.full((vocab,), float("-inf"), device=device)
+            only_eos[model.eos_idx] = 0.0  # a finished hypothesis continues as itself
+        log_probs = torch.where(finished.unsqueeze(-1), only_eos, log_probs)
+        candidates = scores.unsqueeze(-1) + log_probs  # (batch, k, vocab)
+        cand_lengths = torch.where(finished, lengths, step + 1)  # (batch, k)
+        ranked = candidates / length_penalty(cand_lengths, alpha).unsqueeze(-1)
+        _, top = ranked.view(batch, -1).topk(k, dim=-1)  # (batch, k), sorted, into k * vocab
+        beams, tokens = top // vocab, top % vocab  # (batch, k)
+        scores = candidates.view(batch, -1).gather(1, top)
+        was_finished = finished.gather(1, beams)
+        lengths = cand_lengths.gather(1, beams)
+        finished = was_finished | (tokens == model.eos_idx)
+        rows = (torch.arange(batch, device=device).unsqueeze(1) * k + beams).view(-1)  # parents
+        emitted = tokens.masked_fill(was_finished, model.pad_idx).view(-1, 1)
+        history = torch.cat([history[rows], emitted], 1)  # (batch * k, step + 1)
+        if w is not None and return_attention:
+            step_w = w[rows].unsqueeze(1)  # (batch * k, 1, src_len)
+            attention = step_w if attention is None else torch.cat([attention[rows], step_w], 1)
+        state, prev = state.select(rows), tokens.view(-1)
+        done = finished[:, 0]  # (batch,) the best-ranked hypothesis has finished
+        if bool(done.any()):
+            for i in done.nonzero().view(-1).tolist():
+                emit(int(active[i]), i * k, int(lengths[i, 0]))
+            keep = (~done).nonzero().view(-1)  # (still,)
+            if keep.numel() == 0:
+                return out_tokens, out_attention
+            kept_rows = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            active, scores, finished, lengths = (
+                active[keep],
+                scores[keep],
+                finished[keep],
+                lengths[keep],
             )
-        hidden = (
-            tuple(h[:, flat_rows] for h in hidden)
-            if isinstance(hidden, tuple)
-            else hidden[:, flat_rows]
-        )
-    best_tokens, best_attn = [], []
-    for b in range(batch):
-        if len(finished[b]) < k:  # max_len reached: the live hypotheses count too
-            for j in range(k):
-                row = b * k + j
-                if scores[b, j] > float("-inf"):
-                    attn = attn_history[row] if attn_history is not None else None
-                    normalized = float(scores[b, j]) / length_penalty(history.size(1), alpha)
-                    finished[b].append((normalized, history[row].tolist(), attn))
-        _, tokens, attn = max(finished[b], key=lambda f: f[0])
-        best_tokens.append(tokens)
-        best_attn.append(attn)
-    return best_tokens, best_attn
+            history, prev = history[kept_rows], prev[kept_rows]
+            state, memory = state.select(kept_rows), memory.select(kept_rows)
+            if attention is not None:
+                attention = attention[kept_rows]
+    # max_len reached: the best of what is left, finished or not, by normalised score
+    best = (scores / length_penalty(lengths, alpha)).argmax(-1)  # (batch,)
+    for i, b in enumerate(best.tolist()):
+        emit(int(active[i]), i * k + b, int(lengths[i, b]))
+    return out_tokens, out_attention

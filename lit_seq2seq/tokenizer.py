@@ -52,14 +52,14 @@ class Tokenizer:
 
     def pipe(self, texts: Iterable[str]) -> Iterator[list[str]]:
         """Tokens of each text, in order; whitespace tokens are dropped."""
+        for spaced in self.pipe_spaced(texts):
+            yield [token for token, _ in spaced]
+
+    def pipe_spaced(self, texts: Iterable[str]) -> Iterator[list[tuple[str, bool]]]:
+        """``(token, followed by a space)`` of each text: what ``Detokenizer.learn`` reads."""
         docs = self.nlp.pipe(
             (normalize(t) for t in texts), batch_size=self.batch_size, n_process=self.n_process
         )
         for doc in docs:
-            tokens = [t.text for t in doc if not t.is_space]
-            yield [t.lower() for t in tokens] if self.lowercase else tokens
-
-
-def detokenize(tokens: Iterable[str]) -> str:
-    """Tokens joined by spaces: the form BLEU and the translate CLI print."""
-    return " ".join(tokens)
+            tokens = [(t.text, bool(t.whitespace_)) for t in doc if not t.is_space]
+            yield [(t.lower(), s) for t, s in tokens] if self.lowercase else tokens

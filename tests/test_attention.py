@@ -32,3 +32,17 @@ def test_weights_sum_to_one_zero_on_padding_and_match_hand_computation() -> None
         expected = torch.softmax(scores, 0)
         assert torch.allclose(weights[i, :n], expected, atol=1e-6)
         assert torch.allclose(context[i], (expected[:, None] * keys[i, :n]).sum(0), atol=1e-6)
+
+
+def test_all_steps_at_once_equal_one_step_at_a_time() -> None:
+    torch.manual_seed(1)
+    attention = AdditiveAttention(key_size=5, query_size=3, hidden_size=7)
+    keys = torch.randn(2, 4, 5)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    queries = torch.randn(2, 6, 3)  # six decoder steps
+    projected = attention.project_keys(keys)
+    context, weights = attention(queries, projected, keys, mask)
+    assert context.shape == (2, 6, 5) and weights.shape == (2, 6, 4)
+    for t in range(6):
+        c, w = attention(queries[:, t], projected, keys, mask)
+        assert torch.allclose(context[:, t], c, atol=1e-6) and torch.allclose(weights[:, t], w)

@@ -58,7 +58,8 @@ def test_corpus_bad_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "pairs.tsv"
     long_pair = "Où " + "très " * 80 + "?\tWhere " + "very " * 80 + "?\n"
     path.write_bytes(QUESTIONS.encode() + b"\n" + b"Caf\xe9 ?\tCoffee?\n" + long_pair.encode())
-    report = prepared(tmp_path, *tsv_overrides(path)).report
+    cut = ("data.src_len_percentile=97", "data.tgt_len_percentile=99")  # the lesson's limits
+    report = prepared(tmp_path, *tsv_overrides(path), *cut).report
     read = report["splits"]["train"]["read"]
     assert read["skipped"] == {"empty line": 1, "invalid UTF-8": 1}
     assert report["splits"]["train"]["truncated_pairs"] >= 1  # the 80-word pair is cut, not lost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,20 @@ def test_synthetic_corpus_is_deterministic_distinct_and_exercises_attention() ->
     assert any("Quelles " in s for s in french) and any("Quel " in s for s in french)
     lengths = [len(s.split()) for s in french]
     assert min(lengths) <= 4 and max(lengths) >= 18
+
+
+def test_tsv_search_directories_first_match_wins_and_names_the_fetch_command(
+    tmp_path: Path,
+) -> None:
+    own, shared = tmp_path / "data", tmp_path / "shared"
+    write((shared / "fra-eng").mkdir(parents=True) or shared / "fra-eng" / "q.tsv", ["Qui ?\tWho?"])
+    fetch = "python -m lit_seq2seq.download tatoeba --dest data"
+    corpus = TsvCorpus("fra-eng/q.tsv", search=[own, shared], fetch=fetch)
+    assert corpus.path == shared / "fra-eng" / "q.tsv"
+    assert list(corpus.pairs(ReadStats())) == [("Qui ?", "Who?")]
+    write((own / "fra-eng").mkdir(parents=True) or own / "fra-eng" / "q.tsv", ["Où ?\tWhere?"])
+    assert corpus.path == own / "fra-eng" / "q.tsv", "data/ before ../shared/data"
+    missing = TsvCorpus("fra-eng/none.tsv", search=[own, shared], fetch=fetch)
+    expected = re.escape(f"is not under {own}, {shared}; fetch it with `{fetch}`")
+    with pytest.raises(CorpusError, match=expected):
+        missing.fingerprint()

@@ -113,3 +113,60 @@ def test_bad_settings() -> None:
         TranslationDataModule(SyntheticCorpus(10), valid_fraction=1.5)
     with pytest.raises(ValueError, match="src_len_percentile=0"):
         TranslationDataModule(SyntheticCorpus(10), src_len_percentile=0)
+
+
+def test_evaluation_pairs_keep_raw_references_grouped_by_source(tmp_path: Path) -> None:
+    train = tmp_path / "train.tsv"
+    train.write_text(
+        "Où est le chat ?\tWhere's the cat?\nQui est là ?\tWho is there?\n"
+        "Pourquoi pas ?\tWhy not?\nQui es-tu ?\tWho are you?\n"
+    )
+    valid = tmp_path / "valid.tsv"
+    valid.write_text(
+        "Qui est là ?\tWho's there?\nOù est le chien ?\tWhere's the dog?\n"
+        "Qui\u202fest là ?\tWho is here?\n"  # the same sentence once spaces are normalised
+    )
+    dm = make(tmp_path, train=TsvCorpus(train), valid=TsvCorpus(valid), batch_size=2)
+    dm.prepare_data()
+    dm.setup()
+    refs = dm.datasets["valid"].references
+    assert refs == [["Who's there?", "Who is here?"], ["Where's the dog?"], None]
+    assert dm.report["splits"]["valid"]["scored_sources"] == 2
+    assert dm.datasets["train"].references is None
+    batches = list(dm.val_dataloader())
+    seen = [r for b in batches for r in (b.references or (None,) * b.src.size(0))]
+    assert sorted(map(str, seen)) == sorted(map(str, refs))
+    assert "dog" not in dm.tgt_vocab.stoi, "scored against the raw text, not _unk_"
+    assert 0.5 <= dm.report["detokenizer_round_trip"] <= 1.0
+    info = dm.translation_info()
+    assert "'s" in info["detokenizer"]["attach_left"] and "?" in info["detokenizer"]["attach_left"]
+
+
+def test_degenerate_vectors_are_reported_with_the_setting_to_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal(8)
+    monkeypatch.setattr(  # what a few fastText epochs on a small corpus give: one direction
+        datamodule_module,
+        "lookup",
+        lambda source, words, dim, sentences: {
+            w: shared + 1e-2 * rng.standard_normal(8) for w in words[4:]
+        },
+    )
+    dm = make(tmp_path, src_vectors=VectorSource(kind="train", epochs=1, center=False))
+    with caplog.at_level("INFO"):
+        dm.prepare_data()
+    dm.setup()
+    src = dm.report["vectors"]["src"]
+    assert src["spread"]["mean_cosine"] > 0.99 and src["degenerate"]
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("fr vectors (train) are degenerate" in w and "data.src_vectors.kind=none" in w
+               for w in warning), warning  # fmt: skip
+    assert any("mean pairwise cosine" in r.getMessage() for r in caplog.records)
+    centred = make(tmp_path, src_vectors=VectorSource(kind="train", epochs=1, center=True))
+    centred.prepare_data()
+    centred.setup()
+    assert centred.report["vectors"]["src"]["spread"]["mean_cosine"] < 0.5

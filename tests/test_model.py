@@ -1,4 +1,5 @@
-"""Seq2Seq: shapes, teacher forcing, padding-insensitive encoder, LSTM, tying, config errors."""
+"""Seq2Seq: shapes, teacher forcing, the one-pass teacher-forced decoder, padding-insensitive
+encoder, LSTM, tying, initialisation, config errors."""
 
 from __future__ import annotations
 
@@ -25,12 +26,18 @@ def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return src, torch.tensor([4, 2, 3]), tgt
 
 
+STYLES = ["lesson", "output", "input_feeding"]
+
+
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
 @pytest.mark.parametrize(
     ("bidirectional", "attention"), [(True, True), (False, False), (True, False)]
 )
-def test_forward_shapes(rnn_type: str, bidirectional: bool, attention: bool) -> None:
-    model = make(rnn_type=rnn_type, bidirectional=bidirectional, attention=attention)
+@pytest.mark.parametrize("style", STYLES)
+def test_forward_shapes(rnn_type: str, bidirectional: bool, attention: bool, style: str) -> None:
+    model = make(
+        rnn_type=rnn_type, bidirectional=bidirectional, attention=attention, attention_style=style
+    )
     src, lengths, tgt = batch()
     logits, weights = model(src, lengths, tgt, pr_force=0.5, return_attention=True)
     assert logits.shape == (3, 3, 11)
@@ -59,6 +66,49 @@ def test_teacher_forcing_feeds_targets_when_pr_force_is_one() -> None:
     fed.clear()
     logits, _ = model(src, lengths, tgt, pr_force=0.0)
     assert [f.tolist() for f in fed[1:]] == [logits[:, i].argmax(-1).tolist() for i in range(2)]
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", [True, False])
+def test_one_pass_teacher_forcing_equals_the_step_loop(rnn_type: str, attention: bool) -> None:
+    model = make(rnn_type=rnn_type, attention=attention, attention_style="output")
+    assert model.decoder.parallel
+    src, lengths, tgt = batch()
+    fast, fast_attn = model(src, lengths, tgt, pr_force=1.0, return_attention=True)
+    memory, state = model.encode(src, lengths)
+    prev, slow, slow_attn = torch.zeros(3, dtype=torch.long), [], []
+    for i in range(tgt.size(1)):
+        logits, state, w = model.decoder.step(prev, state, memory)
+        slow.append(logits)
+        slow_attn.append(w)
+        prev = tgt[:, i]
+    assert torch.allclose(fast, torch.stack(slow, 1), atol=1e-5)
+    if attention:
+        assert fast_attn is not None and torch.allclose(fast_attn, torch.stack(slow_attn, 1))
+    else:
+        assert fast_attn is None
+
+
+def test_sequential_styles_and_partial_forcing_use_the_step_loop() -> None:
+    src, lengths, tgt = batch()
+    for model, pr_force in ((make(attention_style="lesson"), 1.0),
+                            (make(attention_style="input_feeding"), 1.0),
+                            (make(attention_style="output"), 0.5)):  # fmt: skip
+        calls: list[int] = []
+        step = model.decoder.step
+        model.decoder.step = lambda prev, *a, s=step, c=calls: (c.append(1), s(prev, *a))[1]  # type: ignore[method-assign]
+        model(src, lengths, tgt, pr_force=pr_force)
+        assert len(calls) == tgt.size(1)
+
+
+def test_input_feeding_feeds_the_previous_attentional_state() -> None:
+    model = make(attention_style="input_feeding")
+    src, lengths, _ = batch()
+    memory, state = model.encode(src, lengths)
+    assert state.feed is not None and (state.feed == 0).all()
+    _, after, _ = model.decoder.step(torch.zeros(3, dtype=torch.long), state, memory)
+    assert after.feed is not None and after.feed.shape == (3, 10) and after.feed.abs().sum() > 0
+    assert model.decoder.rnn.input_size == 10 + 10  # embedding + attentional state
 
 
 def test_token_level_teacher_forcing_mixes_within_a_step() -> None:
@@ -104,6 +154,18 @@ def test_tied_output_and_pretrained_vectors() -> None:
         model.load_pretrained(np.zeros((13, 9), np.float32), None)
 
 
+def test_xavier_init_and_embedding_std() -> None:
+    model = make(init="xavier", emb_init_std=0.1, dec_emb_dim=64, dec_hidden=64)
+    emb = model.decoder.embedding.weight.detach()
+    assert abs(float(emb[4:].std()) - 0.1) < 0.02 and (emb[1] == 0).all()
+    assert (model.decoder.rnn.bias_hh_l0 == 0).all() and (model.encoder.rnn.bias_ih_l0 == 0).all()
+    bound = (6 / sum(model.decoder.rnn.weight_ih_l0.shape)) ** 0.5
+    assert float(model.decoder.rnn.weight_ih_l0.detach().abs().max()) <= bound
+    vectors = np.ones((11, 64), dtype=np.float32)
+    model.load_pretrained(None, vectors)  # vectors arrive at std 1 and join the embedding's scale
+    assert torch.allclose(model.decoder.embedding.weight, torch.full((11, 64), 0.1))
+
+
 def test_config_errors() -> None:
     with pytest.raises(ValueError, match="enc_layers=2 but dec_layers=1"):
         Seq2SeqConfig(dec_layers=1)
@@ -113,3 +175,9 @@ def test_config_errors() -> None:
         make(rnn_type="rnn")
     with pytest.raises(ValueError, match="teacher_forcing='batch' unknown"):
         Seq2SeqConfig(teacher_forcing="batch")
+    with pytest.raises(ValueError, match=r"attention_style='luong' unknown; valid: \['lesson'"):
+        Seq2SeqConfig(attention_style="luong")
+    with pytest.raises(ValueError, match="init='normal' unknown"):
+        Seq2SeqConfig(init="normal")
+    with pytest.raises(ValueError, match="emb_init_std=0"):
+        Seq2SeqConfig(emb_init_std=0)

@@ -1,8 +1,10 @@
-"""Seq2SeqModule: the lesson loss, a tiny end-to-end fit, checkpoints that carry the vocabulary."""
+"""Seq2SeqModule: the lesson loss, a tiny end-to-end fit, checkpoints that carry the vocabulary
+and the detokenizer, argument checks, the plateau scheduler."""
 
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,20 @@ def test_tiny_fit_lowers_valid_loss_and_logs_everything(tiny_run: dict[str, Any]
     assert last < 0.8 * first, (first, last)
     assert float(val[-1]["val/bleu"]) > float(val[0]["val/bleu"]) + 3  # BLEU on a 0-100 scale
     assert float(val[-1]["val/lesson_loss"]) > 0 and float(val[-1]["val/ppl"]) > 1
+    # val/loss is teacher forced: its exponent is the perplexity, and it sits well below the
+    # lesson's greedy loss (which also counts padding and positions after a wrong early stop).
+    last_loss = float(val[-1]["val/loss"])
+    assert float(val[-1]["val/ppl"]) == pytest.approx(math.exp(last_loss), rel=1e-4)
+    assert last_loss < float(val[-1]["val/lesson_loss"])
     train_rows = [r for r in rows if r["train/lr"]]
     assert train_rows and all(r["train/pr_force"] for r in train_rows)
     assert float(train_rows[0]["train/pr_force"]) == 1.0
     assert list((tiny_run["dir"] / "csv" / "version_0" / "attention").glob("step*.png"))
     samples = sorted((tiny_run["dir"] / "csv" / "version_0" / "samples").glob("step*.tsv"))
-    assert samples[-1].read_text().splitlines()[0] == "source\treference\thypothesis"
+    lines = samples[-1].read_text().splitlines()
+    assert lines[0] == "source\treference\thypothesis"
+    reference = lines[1].split("\t")[1]
+    assert reference.endswith("?") and not reference.endswith(" ?"), "raw reference text"
 
 
 def test_from_checkpoint_needs_nothing_but_the_file(tiny_run: dict[str, Any]) -> None:
@@ -48,7 +58,10 @@ def test_from_checkpoint_needs_nothing_but_the_file(tiny_run: dict[str, Any]) ->
     assert module.translation is not None and module.translation["src_lang"] == "fr"
     assert module.src_vocab.itos[:4] == ["_bos_", "_pad_", "_eos_", "_unk_"]
     raw = torch.load(tiny_run["ckpt"], weights_only=True)
-    assert set(raw["translation"]) >= {"src_vocab", "tgt_vocab", "lowercase", "max_tgt_len"}
+    assert set(raw["translation"]) >= {
+        "src_vocab", "tgt_vocab", "lowercase", "max_tgt_len", "detokenizer",
+    }  # fmt: skip
+    assert "?" in raw["translation"]["detokenizer"]["attach_left"]
     assert "translation" not in raw["hyper_parameters"], "no vocabulary in the logged hparams"
 
 
@@ -67,3 +80,29 @@ def test_wrong_or_broken_checkpoints_are_clear_errors(
         Seq2SeqModule.from_checkpoint(tmp_path / "missing.ckpt")
     with pytest.raises(ValueError, match="optimizer='rmsprop' unknown"):
         Seq2SeqModule({}, optimizer="rmsprop")
+
+
+def test_bad_arguments_name_the_valid_values() -> None:
+    with pytest.raises(ValueError, match=r"scheduler='cosine' unknown; valid: \[None, 'plateau'\]"):
+        Seq2SeqModule({}, scheduler="cosine")
+    with pytest.raises(ValueError, match=r"label_smoothing=1\.0: expected 0 <= value < 1"):
+        Seq2SeqModule({}, label_smoothing=1.0)
+    with pytest.raises(ValueError, match="gradient_clip_norm=0"):
+        Seq2SeqModule({}, gradient_clip_norm=0)
+    with pytest.raises(ValueError, match=r"plateau_factor=1\.5"):
+        Seq2SeqModule({}, plateau_factor=1.5)
+
+
+def test_plateau_scheduler_watches_validation_bleu() -> None:
+    module = Seq2SeqModule(
+        {"enc_emb_dim": 8, "enc_hidden": 4, "dec_emb_dim": 6, "dec_hidden": 6, "attn_size": 5},
+        scheduler="plateau",
+        plateau_patience=3,
+        translation={"src_vocab": ["_bos_", "_pad_", "_eos_", "_unk_", "a"],
+                     "tgt_vocab": ["_bos_", "_pad_", "_eos_", "_unk_", "b"]},
+    )  # fmt: skip
+    config = module.configure_optimizers()
+    scheduler = config["lr_scheduler"]
+    assert scheduler["monitor"] == "val/bleu" and scheduler["interval"] == "epoch"
+    plateau = scheduler["scheduler"]
+    assert plateau.mode == "max" and plateau.patience == 3 and plateau.factor == 0.5

@@ -1,4 +1,5 @@
-"""Greedy decoding stops at eos; beam search with one beam is greedy; wider beams score higher."""
+"""Greedy decoding stops at eos; batched beam search: one beam is greedy, a sentence's result does
+not depend on its batch, wider beams score higher."""
 
 from __future__ import annotations
 
@@ -6,22 +7,27 @@ import pytest
 import torch
 
 from lit_seq2seq.model import Seq2Seq, Seq2SeqConfig
-from lit_seq2seq.search import beam_search, greedy, length_penalty
+from lit_seq2seq.search import beam_search, default_max_len, greedy, length_penalty
 
 SMALL = dict(enc_emb_dim=8, enc_hidden=6, dec_emb_dim=10, dec_hidden=10, attn_size=5)
+STYLES = ["lesson", "output", "input_feeding"]
 
 
-def make(seed: int = 0, attention: bool = True) -> Seq2Seq:
+def make(seed: int = 0, attention: bool = True, style: str = "lesson") -> Seq2Seq:
     torch.manual_seed(seed)
-    config = Seq2SeqConfig(**SMALL, attention=attention, out_dropout=0.0)
+    config = Seq2SeqConfig(**SMALL, attention=attention, attention_style=style, out_dropout=0.0)
     return Seq2Seq(config, src_vocab_size=13, tgt_vocab_size=11).eval()
 
 
-def sources() -> tuple[torch.Tensor, torch.Tensor]:
-    torch.manual_seed(1)
-    src = torch.randint(4, 13, (6, 5))
-    src[:, -1] = 2
-    return src, torch.full((6,), 5)
+def sources(n: int = 6, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(seed)
+    src = torch.randint(4, 13, (n, 5))
+    lengths = torch.randint(2, 6, (n,))
+    lengths[0] = 5
+    for i, length in enumerate(lengths.tolist()):
+        src[i, length - 1] = 2
+        src[i, length:] = 1  # padding
+    return src, lengths
 
 
 def test_greedy_stops_when_every_sentence_emitted_eos() -> None:
@@ -31,49 +37,110 @@ def test_greedy_stops_when_every_sentence_emitted_eos() -> None:
         model.decoder.out.bias[2] = 100.0  # eos always wins
     src, lengths = sources()
     out = greedy(model, src, lengths, max_len=20)
-    assert out.tokens.shape == (6, 1) and out.all_done_step == 0
-    out = greedy(model, src, lengths, max_len=20, stop_early=False)
-    assert out.tokens.shape == (6, 20) and out.all_done_step == 0
-    assert out.attention is not None and out.attention.shape == (6, 20, 5)
+    assert out.tokens.shape == (6, 1) and out.all_done_step == 0 and out.logits is None
+    out = greedy(model, src, lengths, max_len=20, min_len=7, return_logits=True)
+    assert out.tokens.shape == (6, 7) and out.all_done_step == 0
+    assert out.logits is not None and out.logits.shape == (6, 7, 11)
+    assert out.attention is not None and out.attention.shape == (6, 7, 5)
+
+
+def test_greedy_is_not_capped_by_a_reference_length() -> None:
+    model = make()
+    with torch.no_grad():
+        model.decoder.out.bias.fill_(-100.0)
+        model.decoder.out.bias[5] = 100.0  # never eos
+    src, lengths = sources()
+    out = greedy(model, src, lengths)
+    assert out.tokens.shape == (6, default_max_len(lengths)) == (6, 20)
+    assert out.all_done_step is None
+
+
+def _reference(greedy_tokens: torch.Tensor) -> list[list[int]]:
+    return [row[: row.index(2)] if 2 in row else row for row in greedy_tokens.tolist()]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("attention", [True, False])
-def test_beam_size_one_equals_greedy(seed: int, attention: bool) -> None:
-    model = make(seed, attention)
+def test_beam_size_one_equals_greedy(seed: int, style: str, attention: bool) -> None:
+    model = make(seed, attention, style)
     src, lengths = sources()
     out = greedy(model, src, lengths, max_len=12)
-    expected = []
-    for row in out.tokens.tolist():
-        expected.append(row[: row.index(2)] if 2 in row else row)
     best, attns = beam_search(model, src, lengths, beam_size=1, max_len=12)
-    assert best == expected
-    if attention:
-        for tokens, attn in zip(best, attns, strict=True):
-            assert attn is not None and attn.shape[0] == len(tokens) + (len(tokens) < 12)
+    assert best == _reference(out.tokens)
+    for tokens, attn in zip(best, attns, strict=True):
+        if attention:
+            assert attn is not None and attn.shape == (len(tokens) + (len(tokens) < 12), 5)
+        else:
+            assert attn is None
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_sentence_gets_the_same_beam_result_alone_or_in_a_batch(style: str) -> None:
+    model = make(4, style=style)
+    src, lengths = sources(7, seed=5)
+    batched, batched_attn = beam_search(model, src, lengths, beam_size=4, max_len=9, alpha=0.7)
+    for i in range(7):
+        n = int(lengths[i])
+        alone, alone_attn = beam_search(
+            model, src[i : i + 1, :n], lengths[i : i + 1], beam_size=4, max_len=9, alpha=0.7
+        )
+        assert alone[0] == batched[i], i
+        assert torch.allclose(alone_attn[0], batched_attn[i][:, :n], atol=1e-5)  # type: ignore[arg-type]
 
 
 def sequence_logprob(
     model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, seq: list[int]
 ) -> float:
     tgt = torch.tensor([[*seq, 2]])
-    logits, _ = model(src, lengths, tgt)
+    logits, _ = model(src, lengths, tgt, pr_force=1.0)
     return float(torch.log_softmax(logits, -1)[0, torch.arange(len(seq) + 1), tgt[0]].sum())
 
 
-def test_wider_beam_never_scores_worse_than_greedy() -> None:
-    model = make(4)
+@pytest.mark.parametrize("style", STYLES)
+def test_wider_beam_never_scores_worse_than_greedy(style: str) -> None:
+    model = make(4, style=style)
+    with torch.no_grad():
+        model.decoder.out.bias[2] += 2.0  # an untrained model that does finish sentences
     src, lengths = sources()
     greedy_best, _ = beam_search(model, src, lengths, beam_size=1, max_len=8, alpha=0.0)
     beam_best, _ = beam_search(model, src, lengths, beam_size=5, max_len=8, alpha=0.0)
+    compared = 0
     for i, (g, b) in enumerate(zip(greedy_best, beam_best, strict=True)):
         one = (src[i : i + 1], lengths[i : i + 1])
         if len(g) < 8 and len(b) < 8:  # both finished with eos
+            compared += 1
             assert sequence_logprob(model, *one, b) >= sequence_logprob(model, *one, g) - 1e-5
+    assert compared >= 3
+
+
+def test_beam_finds_a_better_sequence_than_greedy_when_greedy_is_trapped() -> None:
+    """A hand-made decoder: greedy takes token 4 (p=0.5) then must pay log(0.25) twice; token 5
+    (p=0.4) leads to eos at once. Beam search returns [5]; greedy returns [4, 6, 6...]."""
+    model = make(0, attention=False)
+
+    def step(prev: torch.Tensor, state: object, memory: object) -> tuple:
+        probs = torch.full((prev.size(0), 11), 1e-6)
+        for row, p in enumerate(prev.tolist()):
+            if p == 0:  # bos
+                probs[row, 4], probs[row, 5] = 0.5, 0.4
+            elif p == 5:
+                probs[row, 2] = 1.0
+            else:
+                probs[row, 6], probs[row, 7], probs[row, 2] = 0.25, 0.25, 0.25
+        return probs.log(), state, None
+
+    model.decoder.step = step  # type: ignore[method-assign]
+    src, lengths = sources(2)
+    best, _ = beam_search(model, src, lengths, beam_size=3, max_len=6, alpha=0.0)
+    assert best == [[5], [5]]
+    out = greedy(model, src, lengths, max_len=6)
+    assert out.tokens[0, 0] == 4
 
 
 def test_length_penalty_and_bad_beam() -> None:
     assert length_penalty(1, 0.0) == 1.0 and length_penalty(7, 1.0) == 2.0
+    assert torch.equal(length_penalty(torch.tensor([1, 7]), 1.0), torch.tensor([1.0, 2.0]))
     model = make()
     with pytest.raises(ValueError, match="beam_size=0"):
         beam_search(model, *sources(), beam_size=0, max_len=3)

@@ -1,9 +1,12 @@
-"""The translate CLI from a checkpoint: arguments, stdin, beam search, attention heatmaps."""
+"""The translate CLI from a checkpoint: arguments, natural text, stdin streamed in batches, beam
+search, attention heatmaps, bad flags."""
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,55 +20,96 @@ from tests.conftest import REPO_ROOT
 QUESTIONS = ["Où est la maison du médecin ?", "Qui voit la voiture rouge ?"]
 
 
-def test_cli_prints_one_line_per_sentence(
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lit_seq2seq.translate", *args]
+
+
+def test_cli_prints_one_natural_line_per_sentence(
     tiny_run: dict[str, Any], tmp_path: Path, capsys: Any
 ) -> None:
     png = tmp_path / "attention.png"
-    assert main(["--ckpt", str(tiny_run["ckpt"]), "--attention-png", str(png), *QUESTIONS, ""]) == 0
+    args = ["--ckpt", str(tiny_run["ckpt"]), "--attention-png", str(png), *QUESTIONS, ""]
+    assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[2] == ""
     assert all(line and line.isascii() for line in lines[:2]), lines  # English words
+    assert not any(f" {p}" in line for line in lines for p in ("?", "'s", ",")), lines
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_reads_stdin_and_beam_search(tiny_run: dict[str, Any]) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "lit_seq2seq.translate",
-        "--ckpt",
-        str(tiny_run["ckpt"]),
-        "--beam",
-        "3",
-    ]
+    lines = "\n".join([*QUESTIONS, "", QUESTIONS[0]]) + "\n"
     proc = subprocess.run(
-        cmd, input="\n".join(QUESTIONS) + "\n", capture_output=True, text=True, cwd=REPO_ROOT
+        cli("--ckpt", str(tiny_run["ckpt"]), "--beam", "3", "--batch-size", "2"),
+        input=lines, capture_output=True, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert len(out) == 4 and out[2] == "" and out[0] == out[3]
+
+
+def test_stdin_is_streamed_line_by_line(tiny_run: dict[str, Any]) -> None:
+    """The answer to a line comes before stdin is closed: a pipe or a person can wait on it."""
+    proc = subprocess.Popen(
+        cli("--ckpt", str(tiny_run["ckpt"])),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    answers: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: answers.put(proc.stdout.readline()), daemon=True).start()
+    proc.stdin.write(QUESTIONS[0] + "\n")
+    proc.stdin.flush()
+    try:
+        first = answers.get(timeout=120)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert first.strip() and proc.returncode == 0
+
+
+def test_an_undecodable_line_costs_no_other_line(tiny_run: dict[str, Any]) -> None:
+    data = (QUESTIONS[0] + "\n").encode() + b"caf\xe9 ?\n" + (QUESTIONS[1] + "\n").encode()
+    proc = subprocess.run(
+        cli("--ckpt", str(tiny_run["ckpt"])), input=data, capture_output=True, cwd=REPO_ROOT
     )
     assert proc.returncode == 0, proc.stderr
-    assert len(proc.stdout.splitlines()) == 2
+    assert len(proc.stdout.decode().splitlines()) == 3
 
 
-def test_beam_one_is_greedy(tiny_run: dict[str, Any]) -> None:
+def test_beam_one_is_greedy_and_batching_changes_nothing(tiny_run: dict[str, Any]) -> None:
     module = Seq2SeqModule.from_checkpoint(tiny_run["ckpt"])
-    greedy = [t for t, _, _ in Translator(module, beam=1)(QUESTIONS)]
-    assert [t for t, _, _ in Translator(module, beam=1, alpha=0.0)(QUESTIONS)] == greedy
-    beam1 = [t for t, _, _ in _beam(module, QUESTIONS)]
-    assert beam1 == greedy
-
-
-def _beam(module: Seq2SeqModule, sentences: list[str]) -> list[tuple[str, list[str], Any]]:
-    """One-beam search called directly, bypassing the Translator's greedy path."""
+    sentences = [*QUESTIONS, "Pourquoi le chat noir regarde-t-il la voiture ?"]
+    greedy = [t.text for t in Translator(module, beam=1)(sentences)]
+    assert [t.text for t in Translator(module, beam=1, alpha=0.0)(sentences)] == greedy
+    assert [Translator(module)([s])[0].text for s in sentences] == greedy
     translator = Translator(module, beam=1)
-    out = []
-    for sentence in sentences:
-        tokens = next(iter(translator.tokenizer.pipe([sentence])))
+    for sentence, expected in zip(sentences, greedy, strict=True):
+        tokens = translator.tokenizer(sentence)
         ids = torch.tensor([translator.src_vocab.encode(tokens)])
-        lengths = torch.tensor([ids.size(1)])
-        best, _ = beam_search(translator.net, ids, lengths, 1, translator.max_len)
-        out.append((" ".join(translator.tgt_vocab.decode(best[0])), tokens, None))
-    return out
+        best, _ = beam_search(translator.net, ids, torch.tensor([ids.size(1)]), 1)
+        assert translator.detokenizer(translator.tgt_vocab.decode(best[0])) == expected
+    beam = Translator(module, beam=4)
+    assert [t.text for t in beam(sentences)] == [beam([s])[0].text for s in sentences]
 
 
-def test_cli_rejects_a_missing_checkpoint(tmp_path: Path, capsys: Any) -> None:
+def test_cli_rejects_a_missing_checkpoint_and_bad_flags(
+    tiny_run: dict[str, Any], tmp_path: Path, capsys: Any
+) -> None:
     assert main(["--ckpt", str(tmp_path / "nope.ckpt"), "bonjour"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    for flags, message in (
+        (["--batch-size", "0"], "--batch-size 0: expected >= 1"),
+        (["--beam", "0"], "--beam 0: expected >= 1"),
+        (["--max-len", "-3"], "--max-len -3: expected >= 1"),
+    ):
+        proc = subprocess.run(
+            cli("--ckpt", str(tiny_run["ckpt"]), *flags, "bonjour"),
+            capture_output=True, text=True, cwd=REPO_ROOT,
+        )  # fmt: skip
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    if not torch.cuda.is_available():
+        proc = subprocess.run(
+            cli("--ckpt", str(tiny_run["ckpt"]), "--device", "cuda", "bonjour"),
+            capture_output=True, text=True, cwd=REPO_ROOT,
+        )  # fmt: skip
+        assert proc.returncode == 2 and "CUDA is not available" in proc.stderr

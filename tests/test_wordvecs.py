@@ -10,9 +10,11 @@ import pytest
 from lit_seq2seq.wordvecs import (
     VectorsError,
     VectorSource,
+    degenerate,
     embedding_matrix,
     lookup,
     read_vec,
+    spread,
     train_fasttext,
 )
 
@@ -81,3 +83,33 @@ def test_embedding_matrix_scales_found_rows_and_reports_coverage() -> None:
     lesson, _ = embedding_matrix(itos, counts, vectors, 50, scale=3)
     assert np.allclose(lesson[5], 3 * vectors["chat"])
     assert not np.allclose(lesson[6], 0)  # random row for a missing word
+
+
+def test_spread_tells_collinear_vectors_from_useful_ones() -> None:
+    rng = np.random.default_rng(0)
+    useful = rng.standard_normal((500, 64)).astype(np.float32)
+    measured = spread(useful)
+    assert abs(measured["mean_cosine"]) < 0.02 and measured["effective_rank"] > 40
+    assert degenerate(measured, 64) is None
+    # What 10 epochs of fastText on 9k questions gives: one shared direction plus a little noise.
+    collinear = rng.standard_normal(64) + 0.05 * useful
+    measured = spread(collinear)
+    assert measured["mean_cosine"] > 0.99 and measured["effective_rank"] < 8
+    assert "mean pairwise cosine 0.99" in str(degenerate(measured, 64))
+    low_rank = rng.standard_normal((500, 2)) @ rng.standard_normal((2, 64))
+    assert "effective rank" in str(degenerate(spread(low_rank), 64))
+
+
+def test_centering_removes_the_shared_direction_and_the_report_says_so() -> None:
+    rng = np.random.default_rng(1)
+    itos = ["_bos_", "_pad_", "_eos_", "_unk_", *[f"w{i}" for i in range(300)]]
+    counts = [0, 0, 0, 0, *[1] * 300]
+    shared = rng.standard_normal(64)
+    vectors = {w: (shared + 0.05 * rng.standard_normal(64)).astype(np.float32) for w in itos[4:]}
+    _, raw = embedding_matrix(itos, counts, vectors, 64)
+    matrix, centred = embedding_matrix(itos, counts, vectors, 64, center=True)
+    assert raw["degenerate"] and raw["spread"]["mean_cosine"] > 0.99
+    assert centred["degenerate"] is None and abs(centred["spread"]["mean_cosine"]) < 0.05
+    assert abs(matrix[4:].std() - 1.0) < 0.05 and abs(matrix[4:].mean()) < 0.05
+    _, empty = embedding_matrix(itos, counts, {}, 64)
+    assert empty["spread"] is None and empty["degenerate"] is None
