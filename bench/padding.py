@@ -7,7 +7,7 @@ source + longest target), per batch). It also checks that the order stays random
 batches that reappear unchanged in the next epoch, and that two DDP ranks get disjoint items. The
 last line is one JSON object: ``{"sortish": r, "random": r, ...}``.
 
-    python bench/padding.py [--batch-size 125] [--chunk-batches 50] [--data-dir ../shared/data]
+    python bench/padding.py [--batch-size 125] [--chunk-batches 100] [--data-dir ../shared/data]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def efficiency(batches: list[np.ndarray], src: np.ndarray, tgt: np.ndarray) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=125)
-    parser.add_argument("--chunk-batches", type=int, default=50)
+    parser.add_argument("--chunk-batches", type=int, default=100)  # configs/data/base.yaml
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
     parser.add_argument("--seed", type=int, default=0)

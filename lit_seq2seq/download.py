@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import io
 import re
 import shutil
 import sys
 import tarfile
-import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterable
@@ -93,6 +93,13 @@ class DownloadError(OSError):
 
 def manual_instructions(name: str, dest: Path, reason: str) -> str:
     r = RESOURCES[name]
+    if name == "tatoeba":
+        return (
+            f"could not download {name} ({reason}).\n"
+            f"  Download {r.url} (or {MANYTHINGS_URL}) and run\n"
+            f"  python -m lit_seq2seq.download tatoeba --dest {dest} --archive <the zip>\n"
+            f"  to write {dest / r.expected}."
+        )
     return (
         f"could not download {name} ({reason}).\n"
         f"  Download {r.url}\n"
@@ -124,7 +131,7 @@ def fetch(name: str, dest: Path, timeout: float = 30.0) -> Path:
     archive = dest / r.archive
     try:
         _download(r.url, archive, timeout)
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
+    except (OSError, http.client.HTTPException) as err:  # URLError and timeouts are OSErrors
         raise OSError(manual_instructions(name, dest, str(err))) from None
     if archive.suffix == ".tar":
         with tarfile.open(archive) as t:
@@ -165,7 +172,11 @@ def parse_pairs(raw: bytes) -> list[tuple[str, str]]:
     """Distinct (French, English) pairs of a ``fra.txt`` (English<TAB>French[<TAB>attribution]),
     both sides stripped, empty sides dropped, file order kept (how ../shared/data was built)."""
     seen: dict[tuple[str, str], None] = {}
-    for number, line in enumerate(io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"), 1):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DownloadError(f"fra.txt is not UTF-8 text ({err}); the archive is damaged") from None
+    for number, line in enumerate(io.StringIO(text), 1):
         fields = line.rstrip("\n").split("\t")
         if len(fields) < 2:
             raise DownloadError(f"fra.txt line {number}: expected English<TAB>French, got {line!r}")
@@ -240,7 +251,7 @@ def fetch_tatoeba(
         archive = out_dir / "fra-eng.zip"
         try:
             _download(url, archive, timeout)
-        except (urllib.error.URLError, TimeoutError, OSError) as err:
+        except (OSError, http.client.HTTPException) as err:  # URLError and timeouts are OSErrors
             raise DownloadError(manual_instructions("tatoeba", dest, str(err))) from None
     elif not archive.is_file():
         raise DownloadError(f"--archive {archive} does not exist")

@@ -33,7 +33,7 @@ from lit_seq2seq.dataset import Batch
 from lit_seq2seq.detokenizer import Detokenizer
 from lit_seq2seq.model import Seq2Seq, Seq2SeqConfig
 from lit_seq2seq.reporting import log_attention, log_samples
-from lit_seq2seq.search import default_max_len, greedy
+from lit_seq2seq.search import greedy
 from lit_seq2seq.vocab import Vocab
 
 OPTIMIZERS = ("adam", "sgd")
@@ -260,15 +260,10 @@ class Seq2SeqModule(pl.LightningModule):
         self.metrics[f"{stage}_nll"].update(nll)
         self.metrics[f"{stage}_tokens"].update(real.sum())
         self.metrics[f"{stage}_correct"].update(((forced.argmax(-1) == tgt) & real).sum())
-        # One greedy pass serves BLEU (no reference length involved: it stops at eos or the
-        # length limit) and the lesson's loss (which needs at least the reference's steps).
+        # One greedy pass serves BLEU (each sentence ends at eos or at its own length limit; the
+        # reference plays no part) and the lesson's loss (the logits of the reference's steps).
         out = greedy(
-            self.net,
-            batch.src,
-            batch.src_lengths,
-            max_len=default_max_len(batch.src_lengths),
-            min_len=tgt.size(1),
-            return_logits=True,
+            self.net, batch.src, batch.src_lengths, min_len=tgt.size(1), return_logits=True
         )
         assert out.logits is not None
         self.lesson_loss[stage].update(

@@ -168,21 +168,31 @@ class SortishSampler(Sampler[list[int]]):
         src, tgt = self.lengths[items], self.tgt_lengths[items]
         return items[np.lexsort((np.where(src % 2 == 0, -tgt, tgt), -src))]  # stable: ties random
 
+    def _split(self, ordered: list[np.ndarray]) -> list[np.ndarray]:
+        """Cut each sorted chunk where padding costs least, in at most ``n_batches`` batches:
+        a batch is charged ``penalty`` padded tokens, and the charge doubles while the cut makes
+        too many batches (rarely more than once); equal sizes are the last resort."""
+        penalty = self.penalty
+        for _ in range(8):
+            batches = [
+                part[a:b]
+                for part in ordered
+                for a, b in min_padding_split(
+                    self.lengths[part], self.tgt_lengths[part], self.batch_size, penalty
+                )
+            ]
+            if len(batches) <= self.n_batches:
+                return batches
+            penalty = 2 * penalty + 1.0
+        return np.array_split(np.concatenate(ordered), self.n_batches)
+
     def global_batches(self) -> list[np.ndarray]:
         """All ranks' batches of this epoch in order; rank ``r`` takes ``r, r + W, ...``."""
         rng = np.random.default_rng([self.seed, self.epoch])
         perm = rng.permutation(len(self.lengths))
         chunk = self.batch_size * self.chunk_batches
         ordered = [self._snake(perm[i : i + chunk]) for i in range(0, len(perm), chunk)]
-        batches = [
-            part[a:b]
-            for part in ordered
-            for a, b in min_padding_split(
-                self.lengths[part], self.tgt_lengths[part], self.batch_size, self.penalty
-            )
-        ]
-        if len(batches) > self.n_batches:  # more boundaries than allowed: equal sizes instead
-            batches = np.array_split(np.concatenate(ordered), self.n_batches)
+        batches = self._split(ordered)
         while len(batches) < self.n_batches:  # halve the largest batch (no new padding)
             i = max(range(len(batches)), key=lambda j: len(batches[j]))
             half = len(batches[i]) // 2

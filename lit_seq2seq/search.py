@@ -1,16 +1,19 @@
 """Decoding: greedy and batched beam search.
 
-Both decode a whole batch of sentences with tensors. Greedy feeds back the argmax and stops once
-every sentence has emitted eos. Beam search keeps ``beam_size`` hypotheses per sentence in one
-(batch * beam) decoder batch: a finished hypothesis stays in its slot and can only be extended by
-eos at no cost, so every step is one ``topk`` over (batch, beam * vocab) with no Python loop over
-sentences. Hypotheses are ranked by log-probability divided by the GNMT length penalty
-``((5 + length) / 6) ** alpha`` (Wu et al., arXiv:1609.08144, section 7); candidates that are still
-growing all have the same length, so the penalty only matters when they compete with finished
-ones. A sentence is done once its best-ranked hypothesis has finished (as in Joey NMT and
-OpenNMT); its other hypotheses are then dropped, so it stays as it is while the rest of the batch
-goes on, and the result of a sentence does not depend on the batch it is in. With one beam this is
-greedy decoding.
+Both decode a whole batch of sentences with tensors and never emit bos or padding. Each sentence
+has its own length limit, ``max_len`` or twice its source length plus ten tokens (eos included),
+so neither the reference nor the other sentences of the batch decide where it ends. Greedy feeds
+back the argmax and stops once every sentence has emitted eos or reached its limit.
+
+Beam search keeps ``beam_size`` hypotheses per sentence in one (batch * beam) decoder batch: a
+finished hypothesis stays in its slot and can only be extended by eos at no cost, so every step
+is one ``topk`` over (batch, beam * vocab) with no Python loop over sentences. Hypotheses are
+ranked by log-probability divided by the GNMT length penalty ``((5 + length) / 6) ** alpha`` (Wu
+et al., arXiv:1609.08144, section 7); candidates that are still growing all have the same length,
+so the penalty only matters when they compete with finished ones. A sentence is done once its
+best-ranked hypothesis has finished (as in Joey NMT and OpenNMT) or it reaches its limit; it then
+leaves the batch, so the rest of the batch runs on fewer rows, and the result of a sentence does
+not depend on the batch it is in. With one beam this is greedy decoding.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ class Greedy:
     """Greedy decodes of a batch.
 
     Attributes:
-        tokens: (batch, steps) predicted ids; after a row's eos, its entries are meaningless.
+        tokens: (batch, steps) predicted ids; a row that reached its length limit without eos
+            has eos from there on; after a row's eos, its entries are meaningless.
         logits: (batch, steps, vocab), or None unless asked for.
         attention: (batch, steps, src_len), or None without attention.
         all_done_step: index of the first step after which every row had emitted eos, or None.
@@ -39,9 +43,16 @@ class Greedy:
     all_done_step: int | None
 
 
-def default_max_len(src_lengths: torch.Tensor) -> int:
-    """Most output tokens for a batch: twice the longest source plus ten (eos included)."""
-    return 2 * int(src_lengths.max()) + 10
+def length_limits(src_lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """(batch,) most output tokens per sentence, eos included: ``max_len`` for every sentence,
+    or by default twice its source length plus ten."""
+    if max_len is not None:
+        return torch.full_like(src_lengths, max_len)
+    return 2 * src_lengths + 10
+
+
+def _never_emitted(model: Seq2Seq) -> list[int]:
+    return [model.bos_idx, model.pad_idx]
 
 
 @torch.no_grad()
@@ -53,26 +64,29 @@ def greedy(
     min_len: int = 0,
     return_logits: bool = False,
 ) -> Greedy:
-    """Feed back the argmax until every row emitted eos or ``max_len`` steps ran.
+    """Feed back the argmax until every row emitted eos or reached its length limit.
 
     Args:
         model: the network, in eval mode.
         src: (batch, src_len) source ids.
         src_lengths: (batch,) source lengths.
-        max_len: most steps; default ``default_max_len(src_lengths)``.
+        max_len: most output tokens of every sentence; default ``length_limits``'s.
         min_len: run at least this many steps even when every row is done (a loss over
-            fixed-length targets needs them); ``all_done_step`` still says where decoding would
-            have stopped.
-        return_logits: keep every step's logits.
+            fixed-length targets needs the logits); the tokens past a row's limit are eos, and
+            ``all_done_step`` still says where decoding would have stopped.
+        return_logits: keep every step's logits (as the network gave them).
     """
-    max_len = max(max_len or default_max_len(src_lengths), min_len)
+    limits = length_limits(src_lengths, max_len).to(src.device)  # (batch,)
+    steps = max(int(limits.max()), min_len)
     memory, state = model.encode(src, src_lengths)
     prev = torch.full((src.size(0),), model.bos_idx, dtype=torch.long, device=src.device)
     done = torch.zeros_like(prev, dtype=torch.bool)
     tokens, logits, weights, all_done = [], [], [], None
-    for step in range(max_len):
+    for step in range(steps):
         step_logits, state, w = model.decoder.step(prev, state, memory)
-        prev = step_logits.argmax(-1)
+        choice = step_logits.detach().clone()
+        choice[:, _never_emitted(model)] = float("-inf")
+        prev = torch.where(step >= limits, model.eos_idx, choice.argmax(-1))  # (batch,)
         tokens.append(prev)
         if return_logits:
             logits.append(step_logits)
@@ -110,14 +124,15 @@ def beam_search(
         src: (batch, src_len) source ids.
         src_lengths: (batch,) source lengths.
         beam_size: hypotheses kept per sentence; 1 is greedy decoding.
-        max_len: most steps; default ``default_max_len(src_lengths)``.
+        max_len: most output tokens of every sentence; default ``length_limits``'s. A sentence
+            that reaches its limit ends with its best hypothesis, finished or not.
         alpha: length penalty exponent; 0 ranks by log-probability alone.
         return_attention: keep each hypothesis's attention weights (None for all without).
     """
     if beam_size < 1:
         raise ValueError(f"beam_size={beam_size}: expected >= 1")
-    max_len = max_len or default_max_len(src_lengths)
     n_sentences, k, device = src.size(0), beam_size, src.device
+    limits = length_limits(src_lengths, max_len).to(device)  # (n_sentences,)
     memory, state = model.encode(src, src_lengths)
     memory, state = memory.repeat(k), state.repeat(k)
     active = torch.arange(n_sentences, device=device)  # sentences still decoding
@@ -136,10 +151,11 @@ def beam_search(
         out_tokens[sentence] = ids[:-1] if ids and ids[-1] == model.eos_idx else ids
         out_attention[sentence] = attention[row, :length] if attention is not None else None
 
-    for step in range(max_len):
+    for step in range(int(limits.max())):
         batch = active.numel()
         logits, state, w = model.decoder.step(prev, state, memory)
         log_probs = torch.log_softmax(logits.float(), -1).view(batch, k, -1)  # (batch, k, vocab)
+        log_probs[..., _never_emitted(model)] = float("-inf")
         vocab = log_probs.size(-1)
         if step == 0:
             only_eos = torch.full((vocab,), float("-inf"), device=device)
@@ -161,10 +177,13 @@ def beam_search(
             step_w = w[rows].unsqueeze(1)  # (batch * k, 1, src_len)
             attention = step_w if attention is None else torch.cat([attention[rows], step_w], 1)
         state, prev = state.select(rows), tokens.view(-1)
-        done = finished[:, 0]  # (batch,) the best-ranked hypothesis has finished
+        # Done: the best-ranked hypothesis has finished, or the sentence reached its limit.
+        done = finished[:, 0] | (step + 1 >= limits[active])  # (batch,)
         if bool(done.any()):
+            best = (scores / length_penalty(lengths, alpha)).argmax(-1)  # 0 when finished[:, 0]
             for i in done.nonzero().view(-1).tolist():
-                emit(int(active[i]), i * k, int(lengths[i, 0]))
+                b = int(best[i])
+                emit(int(active[i]), i * k + b, int(lengths[i, b]))
             keep = (~done).nonzero().view(-1)  # (still,)
             if keep.numel() == 0:
                 return out_tokens, out_attention
@@ -179,8 +198,4 @@ def beam_search(
             state, memory = state.select(kept_rows), memory.select(kept_rows)
             if attention is not None:
                 attention = attention[kept_rows]
-    # max_len reached: the best of what is left, finished or not, by normalised score
-    best = (scores / length_penalty(lengths, alpha)).argmax(-1)  # (batch,)
-    for i, b in enumerate(best.tolist()):
-        emit(int(active[i]), i * k + b, int(lengths[i, b]))
-    return out_tokens, out_attention
+    return out_tokens, out_attention  # every sentence is done by its limit

@@ -28,7 +28,7 @@ from lit_seq2seq.dataset import pad_batch
 from lit_seq2seq.detokenizer import Detokenizer
 from lit_seq2seq.module import CheckpointError, Seq2SeqModule
 from lit_seq2seq.plots import save_attention_png
-from lit_seq2seq.search import beam_search, default_max_len, greedy
+from lit_seq2seq.search import beam_search, greedy
 from lit_seq2seq.tokenizer import Tokenizer
 from lit_seq2seq.vocab import Vocab
 
@@ -57,7 +57,7 @@ class Translator:
         module: a module restored with ``Seq2SeqModule.from_checkpoint``.
         beam: beam size; 1 is greedy decoding.
         alpha: beam search length penalty exponent.
-        max_len: most output tokens; default twice the longest source of a batch plus ten.
+        max_len: most output tokens of a sentence; default twice its source length plus ten.
         device: where the network runs (``cpu``, ``cuda``, ``cuda:1`` ...).
         attention: keep beam search's attention weights (greedy decoding always has them).
     """
@@ -92,9 +92,8 @@ class Translator:
         ids = [torch.tensor(self.src_vocab.encode(tokenized[i])) for i in todo]
         src, lengths = pad_batch(ids, self.src_vocab.pad_idx)
         src = src.to(self.device)
-        max_len = self.max_len or default_max_len(lengths)
         if self.beam == 1:
-            out = greedy(self.net, src, lengths, max_len)
+            out = greedy(self.net, src, lengths, self.max_len)
             best = [self._until_eos(row) for row in out.tokens.tolist()]
             attns = [
                 out.attention[j, : len(b) + 1].cpu() if out.attention is not None else None
@@ -102,7 +101,7 @@ class Translator:
             ]
         else:
             best, attns = beam_search(
-                self.net, src, lengths, self.beam, max_len, self.alpha, self.attention
+                self.net, src, lengths, self.beam, self.max_len, self.alpha, self.attention
             )
             attns = [a.cpu() if a is not None else None for a in attns]
         for j, i in enumerate(todo):
@@ -121,19 +120,28 @@ def stdin_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:
     """Lines of ``stream`` in batches: waits for the first line of a batch, then adds the lines
     already available (up to ``batch_size``), so nothing waits for input that has not come.
 
-    Undecodable bytes are replaced (U+FFFD), so one bad line cannot cost the others.
+    Undecodable bytes are replaced (U+FFFD), so one bad line cannot cost the others. A reader
+    thread keeps at most a few batches ahead; an error reading the stream ends the batches and is
+    raised after the lines read before it.
     """
-    lines: queue.Queue[str | None] = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue(maxsize=4 * batch_size)
+    failed: list[BaseException] = []
 
     def read() -> None:
-        for raw in stream:
-            lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-        lines.put(None)
+        try:
+            for raw in stream:
+                lines.put(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        except BaseException as err:  # re-raised in the consuming thread
+            failed.append(err)
+        finally:
+            lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
     while True:
         first = lines.get()
         if first is None:
+            if failed:
+                raise failed[0]
             return
         batch = [first]
         while len(batch) < batch_size:
@@ -142,8 +150,8 @@ def stdin_batches(stream: BinaryIO, batch_size: int) -> Iterator[list[str]]:
             except queue.Empty:
                 break
             if line is None:
-                yield batch
-                return
+                lines.put(None)  # seen again by the next get: ends after this batch
+                break
             batch.append(line)
         yield batch
 
@@ -188,13 +196,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         else stdin_batches(sys.stdin.buffer, args.batch_size)
     )
     drawn: list[tuple[list[str], list[str], torch.Tensor]] = []
-    for batch in batches:
-        for result in translate(batch):
-            print(result.text)
-            if result.attention is not None and len(drawn) < 8:
-                words = [*result.tokens, "_eos_"][: result.attention.size(0)]  # eos if emitted
-                drawn.append((result.source, words, result.attention))
-        sys.stdout.flush()
+    try:
+        for batch in batches:
+            for result in translate(batch):
+                print(result.text)
+                if result.attention is not None and len(drawn) < 8:
+                    words = [*result.tokens, "_eos_"][: result.attention.size(0)]  # eos if emitted
+                    drawn.append((result.source, words, result.attention))
+            sys.stdout.flush()
+    except OSError as err:
+        print(f"error: reading the input failed after the lines above ({err})", file=sys.stderr)
+        return 2
     if args.attention_png is not None:
         if drawn:
             save_attention_png(drawn, args.attention_png)

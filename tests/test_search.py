@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lit_seq2seq.model import Seq2Seq, Seq2SeqConfig
-from lit_seq2seq.search import beam_search, default_max_len, greedy, length_penalty
+from lit_seq2seq.search import beam_search, greedy, length_limits, length_penalty
 
 SMALL = dict(enc_emb_dim=8, enc_hidden=6, dec_emb_dim=10, dec_hidden=10, attn_size=5)
 STYLES = ["lesson", "output", "input_feeding"]
@@ -44,15 +44,23 @@ def test_greedy_stops_when_every_sentence_emitted_eos() -> None:
     assert out.attention is not None and out.attention.shape == (6, 7, 5)
 
 
-def test_greedy_is_not_capped_by_a_reference_length() -> None:
+def test_each_sentence_stops_at_its_own_length_limit_never_emitting_bos_or_pad() -> None:
     model = make()
     with torch.no_grad():
         model.decoder.out.bias.fill_(-100.0)
-        model.decoder.out.bias[5] = 100.0  # never eos
+        model.decoder.out.bias[5] = 100.0
+        model.decoder.out.bias[2] = -1000.0  # never eos
+        model.decoder.out.bias[0] = model.decoder.out.bias[1] = 200.0  # bos and pad: never
     src, lengths = sources()
+    limits = length_limits(lengths)
+    assert limits.tolist() == (2 * lengths + 10).tolist()
     out = greedy(model, src, lengths)
-    assert out.tokens.shape == (6, default_max_len(lengths)) == (6, 20)
-    assert out.all_done_step is None
+    assert out.tokens.shape == (6, 20) and int(limits.max()) == 20
+    for row, limit in zip(out.tokens.tolist(), limits.tolist(), strict=True):
+        assert row[:limit] == [5] * limit and set(row[limit:]) <= {2}  # eos once past it
+    best, _ = beam_search(model, src, lengths, beam_size=3)
+    assert [len(b) for b in best] == limits.tolist() and all(set(b) == {5} for b in best)
+    assert greedy(model, src, lengths, max_len=4).tokens.shape == (6, 4)
 
 
 def _reference(greedy_tokens: torch.Tensor) -> list[list[int]]:
