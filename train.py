@@ -172,6 +172,18 @@ def build(
     return datamodule, model, trainer
 
 
+def best_checkpoint(trainer: pl.Trainer) -> str:
+    """The checkpoint to test and to use: the best of a monitored ``ModelCheckpoint``
+    (``callbacks.best_checkpoint``), else the latest one; "" when none was written."""
+    callbacks = trainer.checkpoint_callbacks
+    monitored = [c for c in callbacks if getattr(c, "monitor", None) and c.best_model_path]
+    for callback in [*monitored, *callbacks]:
+        path = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
+        if path:
+            return str(path)
+    return ""
+
+
 RESUMABLE = ("last.ckpt", "on_exception.ckpt")
 
 
@@ -221,8 +233,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # weights_only: a resumed checkpoint cannot run code (tensors, numbers, strings, lists only).
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
+    best = best_checkpoint(trainer)
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -107,8 +107,7 @@ def main() -> None:
     datamodule, model, trainer = train.build(cfg, extra_callbacks=[throughput])
     trainer.fit(model, datamodule=datamodule)
     epochs = trainer.current_epoch
-    callback = trainer.checkpoint_callback
-    best = callback.best_model_path or callback.last_model_path
+    best = train.best_checkpoint(trainer)
     best_epoch = torch.load(best, weights_only=True, map_location="cpu")["epoch"]
     valid = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
     test = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)[0]

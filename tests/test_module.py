@@ -42,6 +42,11 @@ def test_tiny_fit_lowers_valid_loss_and_logs_everything(tiny_run: dict[str, Any]
     last_loss = float(val[-1]["val/loss"])
     assert float(val[-1]["val/ppl"]) == pytest.approx(math.exp(last_loss), rel=1e-4)
     assert last_loss < float(val[-1]["val/lesson_loss"])
+    # last.ckpt holds the latest weights (for resuming); best-*.ckpt the best val/bleu (for use).
+    assert torch.load(tiny_run["ckpt"], weights_only=True)["epoch"] == 5
+    (best,) = (tiny_run["dir"] / "checkpoints").glob("best-*.ckpt")
+    best_epoch = max(range(len(val)), key=lambda i: float(val[i]["val/bleu"]))
+    assert torch.load(best, weights_only=True)["epoch"] == int(val[best_epoch]["epoch"])
     train_rows = [r for r in rows if r["train/lr"]]
     assert train_rows and all(r["train/pr_force"] for r in train_rows)
     assert float(train_rows[0]["train/pr_force"]) == 1.0

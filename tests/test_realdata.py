@@ -55,7 +55,7 @@ def test_tatoeba_questions_with_glove_targets(tmp_path: Path) -> None:
     assert vectors["tgt"]["vocab_coverage"] > 0.9, vectors["tgt"]["top_missing"]
     assert metrics["test/loss"] > 0 and metrics["test/bleu"] > 0
     assert cache.joinpath("test_references.json").is_file()
-    best = next((tmp_path / "checkpoints").glob("epoch*.ckpt"))  # the best val/bleu checkpoint
+    best = next((tmp_path / "checkpoints").glob("best-*.ckpt"))  # the best val/bleu checkpoint
     module = Seq2SeqModule.from_checkpoint(best)
     (result,) = Translator(module)(["Où est la gare ?"])
     assert result.text.endswith("?") and result.text.isascii() and " ?" not in result.text
