@@ -17,9 +17,13 @@ common mean direction before scaling (Mu & Viswanath, "All-but-the-Top", arXiv:1
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +120,40 @@ def _fasttext_rows(
     }
 
 
+_M_PERTURB = -6  # glibc mallopt(): fill every new allocation with the complement of this byte
+
+
+@contextlib.contextmanager
+def zeroed_allocations() -> Iterator[bool]:
+    """Make new heap allocations start zeroed while fastText builds its matrices (glibc only).
+
+    fastText 0.9.3 initialises its input matrix in ten blocks, one per thread, but with
+    ``thread=1`` only block 0 runs (``DenseMatrix::uniform`` in src/densematrix.cc), and the matrix
+    is an ``intgemm::AlignedVector`` that, unlike 0.9.2's ``std::vector``, is not zeroed. So 90% of
+    the rows (most subword buckets) start as whatever the heap held: results that differ run to
+    run and "Encountered NaN" stops (measured here: 10 of 20 runs at dim 64 with 1,000 buckets).
+    Large matrices come from fresh, zeroed mmap pages, which is why real-data runs looked fine.
+    glibc's ``M_PERTURB`` with byte 0xFF makes every allocation start as zeros, i.e. 0.9.2's
+    behaviour, and training becomes deterministic (20 of 20 identical runs, no NaN). Yields
+    whether zeroing is active; the previous setting (``MALLOC_PERTURB_``) is restored after.
+    """
+    mallopt = None
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            mallopt = ctypes.CDLL(None).mallopt
+    if mallopt is None or mallopt(_M_PERTURB, 0xFF) != 1:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        try:
+            previous = int(os.environ.get("MALLOC_PERTURB_", "0"))
+        except ValueError:
+            previous = 0
+        mallopt(_M_PERTURB, previous)
+
+
 def train_fasttext(
     sentences: Sequence[Sequence[str]],
     words: Sequence[str],
@@ -124,39 +162,43 @@ def train_fasttext(
     min_count: int = 1,
     bucket: int = 100_000,
     save_to: Path | None = None,
-    attempts: int = 5,
+    attempts: int = 3,
 ) -> dict[str, np.ndarray]:
     """Vectors of ``words`` from a fastText skipgram model trained on ``sentences`` (one thread).
 
-    fastText 0.9.3 (numpy 2 build) sometimes stops with "Encountered NaN" on a healthy corpus: here
-    at dimensions 16 and 32 always in a worker process and now and then in the main one, never at
-    64 or above in the same trials. A NaN stop is retried; small dimensions get a warning.
-    ``save_to`` also keeps the ``.bin`` model.
+    One thread keeps training reproducible; ``zeroed_allocations`` works around fastText 0.9.3
+    leaving most of its input matrix uninitialised in that mode. Where that workaround is not
+    available (not glibc), a NaN stop is retried a few times. ``save_to`` also keeps the ``.bin``.
     """
     import fasttext
 
-    if dim < 64:
-        log.warning("fastText at dim=%d may stop with NaN (seen below 64); retrying if so", dim)
     with tempfile.TemporaryDirectory() as tmp:
         text = Path(tmp) / "corpus.txt"
         text.write_text("\n".join(" ".join(s) for s in sentences) + "\n", encoding="utf-8")
         for attempt in range(1, attempts + 1):
-            try:
-                model = fasttext.train_unsupervised(
-                    str(text), model="skipgram", dim=dim, epoch=epochs, minCount=min_count,
-                    bucket=bucket, thread=1, verbose=0,
-                )  # fmt: skip
-            except RuntimeError as err:
-                if "NaN" not in str(err):
-                    raise
-                log.warning("fastText stopped with NaN (attempt %d of %d)", attempt, attempts)
-                continue
+            with zeroed_allocations() as zeroed:
+                if not zeroed and attempt == 1:
+                    log.warning(
+                        "fastText 0.9.3 with one thread leaves most of its input matrix "
+                        "uninitialised and cannot be zeroed on this platform: vectors may differ "
+                        "between runs or stop with NaN (retried)"
+                    )
+                try:
+                    model = fasttext.train_unsupervised(
+                        str(text), model="skipgram", dim=dim, epoch=epochs, minCount=min_count,
+                        bucket=bucket, thread=1, verbose=0,
+                    )  # fmt: skip
+                except RuntimeError as err:
+                    if "NaN" not in str(err):
+                        raise
+                    log.warning("fastText stopped with NaN (attempt %d of %d)", attempt, attempts)
+                    continue
             if save_to is not None:
                 model.save_model(str(save_to))
             return _fasttext_rows(model, words, dim, "the fastText model trained on the corpus")
     raise VectorsError(
         f"fastText training stopped with NaN {attempts} times at dim={dim} on {len(sentences)} "
-        "sentences; use a dimension of 64 or more, more data, or vectors kind=none"
+        "sentences; use more data, other epochs or bucket, or vectors kind=none"
     )
 
 
