@@ -1,11 +1,11 @@
 """Padding efficiency of the training batches: sort-ish against random batching.
 
-Tokenises ``questions.train.tsv`` (../shared/data/fra-eng) with the real data pipeline and builds
-the training sampler exactly as ``TranslationDataModule`` does, then counts over ``--epochs``
-epochs real tokens / padded tokens (source and target together; padded = batch size x (longest
-source + longest target), per batch). It also checks that the order stays random: the share of
-batches that reappear unchanged in the next epoch, and that two DDP ranks get disjoint items. The
-last line is one JSON object: ``{"sortish": r, "random": r, ...}``.
+Tokenises ``fra-eng/questions.train.tsv`` (under ``$SHARED_DATA_DIR`` or ../shared/data) with the
+real data pipeline and builds the training sampler exactly as ``TranslationDataModule`` does, then
+counts over ``--epochs`` epochs real tokens / padded tokens (source and target together; padded =
+batch size x (longest source + longest target), per batch). It also checks that the order stays
+random: the share of batches that reappear unchanged in the next epoch, and that two DDP ranks get
+disjoint items. The last line is one JSON object: ``{"sortish": r, "random": r, ...}``.
 
     python bench/padding.py [--batch-size 125] [--chunk-batches 100] [--data-dir ../shared/data]
 """
@@ -16,6 +16,7 @@ import argparse
 import itertools
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=125)
     parser.add_argument("--chunk-batches", type=int, default=100)  # configs/data/base.yaml
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    default_dir = os.environ.get("SHARED_DATA_DIR") or Path(__file__).parents[2] / "shared/data"
+    parser.add_argument("--data-dir", type=Path, default=Path(default_dir))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
