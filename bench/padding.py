@@ -5,7 +5,8 @@ real data pipeline and builds the training sampler exactly as ``TranslationDataM
 counts over ``--epochs`` epochs real tokens / padded tokens (source and target together; padded =
 batch size x (longest source + longest target), per batch). It also checks that the order stays
 random: the share of batches that reappear unchanged in the next epoch, and that two DDP ranks get
-disjoint items. The last line is one JSON object: ``{"sortish": r, "random": r, ...}``.
+disjoint items. The last line is one JSON object:
+``{"sortish": r, "random": r, "equal_size_sorted": r, ...}``.
 
     python bench/padding.py [--batch-size 125] [--chunk-batches 100] [--data-dir ../shared/data]
 """
@@ -68,6 +69,15 @@ def main() -> None:
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)
         epochs.append([np.asarray(b) for b in sampler])
+    # The same sorted order cut into equal-size batches: what the boundary placement adds.
+    equal = []
+    for epoch in range(args.epochs):
+        perm = np.random.default_rng([args.seed, epoch]).permutation(len(src))
+        chunk = args.batch_size * args.chunk_batches
+        order = np.concatenate(
+            [sampler._snake(perm[i : i + chunk]) for i in range(0, len(perm), chunk)]
+        )
+        equal += np.array_split(order, len(epochs[epoch]))
     rng = np.random.default_rng(args.seed)
     random = []
     for _ in range(args.epochs):
@@ -85,6 +95,7 @@ def main() -> None:
     result = {
         "sortish": round(efficiency([b for e in epochs for b in e], src, tgt), 4),
         "random": round(efficiency(random, src, tgt), 4),
+        "equal_size_sorted": round(efficiency(equal, src, tgt), 4),
         "per_epoch": [round(efficiency(e, src, tgt), 4) for e in epochs],
         "batches_repeated_next_epoch": round(max(repeated, default=0.0), 4),
         "ddp_ranks_disjoint": not (items[0] & items[1]),

@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,8 @@ def _fasttext_rows(
 
 
 _M_PERTURB = -6  # glibc mallopt(): fill every new allocation with the complement of this byte
+_PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
+_zeroing_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -132,26 +135,36 @@ def zeroed_allocations() -> Iterator[bool]:
     is an ``intgemm::AlignedVector`` that, unlike 0.9.2's ``std::vector``, is not zeroed. So 90% of
     the rows (most subword buckets) start as whatever the heap held: results that differ run to
     run and "Encountered NaN" stops (measured here: 10 of 20 runs at dim 64 with 1,000 buckets).
-    Large matrices come from fresh, zeroed mmap pages, which is why real-data runs looked fine.
-    glibc's ``M_PERTURB`` with byte 0xFF makes every allocation start as zeros, i.e. 0.9.2's
-    behaviour, and training becomes deterministic (20 of 20 identical runs, no NaN). Yields
-    whether zeroing is active; the previous setting (``MALLOC_PERTURB_``) is restored after.
+    Matrices above glibc's mmap threshold (which grows up to 32 MiB as memory is freed) get fresh
+    zeroed pages, which is why the 300-d real-data runs behaved. glibc's ``M_PERTURB`` with byte
+    0xFF makes every allocation start as zeros, i.e. 0.9.2's behaviour, and training becomes
+    deterministic (20 of 20 identical runs, no NaN).
+
+    Yields whether zeroing is active: not on other platforms, nor when ``LD_PRELOAD`` names
+    another allocator (its ``mallopt``, if any, would not zero anything). The setting is
+    process-wide, so uses are serialised by a lock; afterwards it goes back to
+    ``MALLOC_PERTURB_`` (0 when unset or out of glibc's 0-255 range).
     """
     mallopt = None
-    if sys.platform.startswith("linux"):
+    preload = os.environ.get("LD_PRELOAD", "")
+    if sys.platform.startswith("linux") and not any(a in preload for a in _PRELOADED_ALLOCATORS):
         with contextlib.suppress(OSError, AttributeError):
             mallopt = ctypes.CDLL(None).mallopt
-    if mallopt is None or mallopt(_M_PERTURB, 0xFF) != 1:
+    if mallopt is None:
         yield False
         return
-    try:
-        yield True
-    finally:
+    with _zeroing_lock:
+        if mallopt(_M_PERTURB, 0xFF) != 1:
+            yield False
+            return
         try:
-            previous = int(os.environ.get("MALLOC_PERTURB_", "0"))
-        except ValueError:
-            previous = 0
-        mallopt(_M_PERTURB, previous)
+            yield True
+        finally:
+            try:
+                previous = int(os.environ.get("MALLOC_PERTURB_", "0"))
+            except ValueError:
+                previous = 0
+            mallopt(_M_PERTURB, previous if 0 <= previous <= 255 else 0)
 
 
 def train_fasttext(
@@ -167,8 +180,9 @@ def train_fasttext(
     """Vectors of ``words`` from a fastText skipgram model trained on ``sentences`` (one thread).
 
     One thread keeps training reproducible; ``zeroed_allocations`` works around fastText 0.9.3
-    leaving most of its input matrix uninitialised in that mode. Where that workaround is not
-    available (not glibc), a NaN stop is retried a few times. ``save_to`` also keeps the ``.bin``.
+    leaving most of its input matrix uninitialised in that mode. Training is then deterministic, so
+    a NaN stop would only repeat: it is an error at once; without zeroing it is retried.
+    ``save_to`` also keeps the ``.bin`` model.
     """
     import fasttext
 
@@ -180,8 +194,8 @@ def train_fasttext(
                 if not zeroed and attempt == 1:
                     log.warning(
                         "fastText 0.9.3 with one thread leaves most of its input matrix "
-                        "uninitialised and cannot be zeroed on this platform: vectors may differ "
-                        "between runs or stop with NaN (retried)"
+                        "uninitialised, and it cannot be zeroed here (glibc malloc needed): "
+                        "vectors may differ between runs or stop with NaN (retried)"
                     )
                 try:
                     model = fasttext.train_unsupervised(
@@ -191,14 +205,16 @@ def train_fasttext(
                 except RuntimeError as err:
                     if "NaN" not in str(err):
                         raise
+                    if zeroed:
+                        break
                     log.warning("fastText stopped with NaN (attempt %d of %d)", attempt, attempts)
                     continue
             if save_to is not None:
                 model.save_model(str(save_to))
             return _fasttext_rows(model, words, dim, "the fastText model trained on the corpus")
     raise VectorsError(
-        f"fastText training stopped with NaN {attempts} times at dim={dim} on {len(sentences)} "
-        "sentences; use more data, other epochs or bucket, or vectors kind=none"
+        f"fastText training stopped with NaN at dim={dim} on {len(sentences)} sentences; use "
+        "more data, other epochs or bucket, or vectors kind=none"
     )
 
 
