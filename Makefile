@@ -25,13 +25,13 @@ test: $(STAMP)  ## unit, DDP and resume tests; slow and real-data tests are left
 test-all: $(STAMP)  ## everything, slow and real-data (../shared/data) tests included
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check: $(STAMP)  ## lint and format check with the [tool:ruff] settings of setup.cfg
-	$(PY) .ci/ruff.py check .
-	$(PY) .ci/ruff.py format --check .
+check: $(STAMP)  ## lint and format check with the [tool.ruff] settings of pyproject.toml
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 format: $(STAMP)
-	$(PY) .ci/ruff.py check --fix .
-	$(PY) .ci/ruff.py format .
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 plot: $(STAMP)  ## redraw the schedules figure the README shows
 	$(PY) -m callbacks.plot --out callbacks/schedules.png

@@ -130,8 +130,7 @@ def compose(overrides: list[str], output_dir: str | Path) -> DictConfig:
     from hydra.core.hydra_config import HydraConfig
 
     GlobalHydra.instance().clear()
-    config_dir = Path(__file__).resolve().parent / "configs"
-    with initialize_config_dir(str(config_dir), version_base="1.3"):
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
@@ -215,7 +214,8 @@ def resolve_ckpt_path(
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    """Fit (and optionally test) the configured model; returns the final callback metrics and,
+    for each checkpoint callback with a ``monitor``, its best score as ``<monitor>_best``."""
     ckpt_path = resolve_ckpt_path(
         cfg.get("ckpt_path"), Path(cfg.paths.log_dir) / cfg.task_name, cfg.paths.output_dir
     )
@@ -233,6 +233,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # weights_only: a resumed checkpoint cannot run code (tensors, numbers, strings, lists only).
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    for callback in trainer.checkpoint_callbacks:  # best scores, e.g. val/bleu_best
+        score = getattr(callback, "best_model_score", None)
+        if getattr(callback, "monitor", None) and score is not None:
+            metrics[f"{callback.monitor}_best"] = float(score)
     best = best_checkpoint(trainer)
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
@@ -275,9 +279,44 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise SystemExit(f"error: {err}") from None
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+def optimized_value(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value of ``optimized_metric`` for a sweeper: ``<name>_best`` when a checkpoint
+    monitored it, else the final ``name``; None when no metric is named."""
+    if not name:
+        return None
+    for key in (f"{name}_best", name):
+        if key in metrics:
+            return metrics[key]
+    raise SystemExit(
+        f"error: optimized_metric={name!r} was not logged; logged: {', '.join(sorted(metrics))}"
+    )
+
+
+# An absolute path: the `lit-train` console script imports this file as the module `train`, for
+# which Hydra would look for an importable `configs` package instead of the folder beside it.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
+
+
+def config_choices(group: str) -> str:
+    """The choices of a config group for ``--help`` (configs/hydra/default.yaml), without the
+    abstract ones: ``base``/``*_base`` files with a mandatory ``???`` value, which only hold the
+    settings their real choices share (``data/base.yaml``)."""
+
+    def abstract(path: Path) -> bool:
+        named = path.stem == "base" or path.stem.endswith("_base")
+        return named and "???" in path.read_text(encoding="utf-8")
+
+    paths = sorted((Path(CONFIG_DIR) / group).glob("*.yaml"))
+    return ", ".join(p.stem for p in paths if not abstract(p))
+
+
+OmegaConf.register_new_resolver("config_choices", config_choices, replace=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """``python train.py``: train, and return ``optimized_metric`` (Hydra sweepers optimise it)."""
+    return optimized_value(run(cfg), cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

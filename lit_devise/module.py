@@ -17,6 +17,7 @@ images. The class list, vectors and data settings are stored in the checkpoint, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,8 +146,8 @@ class DeviseModule(pl.LightningModule):
         self.net = DeviseNet(self.config, vectors.size(1))
 
     def configure_model(self) -> None:
-        if self.net is not None:
-            return
+        if self.net is not None or getattr(self, "_trainer", None) is None:
+            return  # built already, or load_from_checkpoint: on_load_checkpoint builds it
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "devise_info"):
             raise RuntimeError("DeviseModule needs a DeviseDataModule to build its network")
@@ -184,6 +185,10 @@ class DeviseModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if checkpoint.get("devise") is None:
             raise CheckpointError("not a DeViSE checkpoint (no class vectors in it)")
+        if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the classes
+            # The weights come from the checkpoint: no download, no local file needed.
+            self.config = dataclasses.replace(self.config, weights=None, weights_path=None)
+            self._build(checkpoint["devise"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         assert self.net is not None

@@ -148,8 +148,8 @@ class Seq2SeqModule(pl.LightningModule):
         self.net = Seq2Seq(self.config, len(self.src_vocab), len(self.tgt_vocab))
 
     def configure_model(self) -> None:
-        if self.net is not None:
-            return
+        if self.net is not None or getattr(self, "_trainer", None) is None:
+            return  # built already, or load_from_checkpoint: on_load_checkpoint builds it
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "translation_info"):
             raise RuntimeError("Seq2SeqModule needs a TranslationDataModule to build its network")
@@ -180,6 +180,9 @@ class Seq2SeqModule(pl.LightningModule):
         saved = checkpoint.get("translation")
         if saved is None:
             raise CheckpointError("not a translation checkpoint (no vocabularies in it)")
+        if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the sizes
+            self._build(saved)
+            return
         if self.translation is not None and (
             saved["src_vocab"] != self.translation["src_vocab"]
             or saved["tgt_vocab"] != self.translation["tgt_vocab"]

@@ -85,6 +85,19 @@ def test_restored_module_embeds_like_the_trained_one(devise_run: dict[str, Any])
     torch.testing.assert_close(embedding.norm(dim=1), torch.ones(2))
 
 
+def test_load_from_checkpoint_needs_no_trainer_and_embeds_alike(
+    devise_run: dict[str, Any],
+) -> None:
+    """Lightning's own `load_from_checkpoint` (no Trainer, no datamodule, no weight download)
+    embeds exactly as `from_checkpoint` does."""
+    loaded = DeviseModule.load_from_checkpoint(devise_run["ckpt"]).eval()
+    reference = DeviseModule.from_checkpoint(devise_run["ckpt"])
+    assert loaded.devise is not None and reference.devise is not None
+    assert loaded.devise["class_ids"] == reference.devise["class_ids"]
+    images = torch.randn(3, 3, 48, 48)
+    torch.testing.assert_close(loaded.embed(images), reference.embed(images))
+
+
 def test_finetune_trains_the_backbone_and_skips_unreadable_images(tmp_path: Path) -> None:
     import train
     from lit_devise.synthetic import make_shapes

@@ -70,6 +70,24 @@ def test_from_checkpoint_needs_nothing_but_the_file(tiny_run: dict[str, Any]) ->
     assert "translation" not in raw["hyper_parameters"], "no vocabulary in the logged hparams"
 
 
+def test_load_from_checkpoint_needs_no_trainer_and_translates_alike(
+    tiny_run: dict[str, Any],
+) -> None:
+    """Lightning's own `load_from_checkpoint` (no Trainer, no datamodule) gives the same
+    network as the trained module's checkpoint read by `from_checkpoint`."""
+    loaded = Seq2SeqModule.load_from_checkpoint(tiny_run["ckpt"]).eval()
+    reference = Seq2SeqModule.from_checkpoint(tiny_run["ckpt"])
+    assert loaded.translation == reference.translation and loaded.net is not None
+    src = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 1, 1]])
+    lengths = torch.tensor([5, 3])
+    tgt = torch.tensor([[4, 5, 6, 2], [7, 8, 2, 1]])
+    with torch.no_grad():
+        logits = loaded.net(src, lengths, tgt, pr_force=1.0)[0]
+        torch.testing.assert_close(logits, reference.net(src, lengths, tgt, 1.0)[0])
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+
+
 def test_wrong_or_broken_checkpoints_are_clear_errors(
     tmp_path: Path, tiny_run: dict[str, Any]
 ) -> None:

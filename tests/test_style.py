@@ -1,4 +1,4 @@
-"""Lint and format with the [tool:ruff] settings of setup.cfg, so CI holds the style."""
+"""Plain ruff (settings: pyproject.toml's [tool.ruff]) lints and checks formatting in CI."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 @pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]])
 def test_ruff(command: list[str]) -> None:
     proc = subprocess.run(
-        [sys.executable, ".ci/ruff.py", *command], cwd=REPO_ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "ruff", *command], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -22,3 +22,16 @@ def test_callbacks_import_nothing_from_this_repository() -> None:
     sources = "\n".join(p.read_text() for p in (REPO_ROOT / "callbacks").glob("*.py"))
     for package in ("lit_seq2seq", "lit_devise", "train", "tests"):
         assert f"import {package}" not in sources and f"from {package}" not in sources
+
+
+def test_license_and_typing_markers_ship() -> None:
+    """The README invites copying callbacks/: the Apache-2.0 text setup.cfg declares is there,
+    and each package carries py.typed (PEP 561) as package data."""
+    assert (
+        "Apache License\n                           Version 2.0"
+        in (REPO_ROOT / "LICENSE").read_text()
+    )
+    setup = (REPO_ROOT / "setup.cfg").read_text()
+    assert "license_files = LICENSE" in setup and "* = py.typed" in setup
+    for package in ("callbacks", "lit_seq2seq", "lit_devise"):
+        assert (REPO_ROOT / package / "py.typed").is_file(), package

@@ -297,3 +297,55 @@ def test_loggers_get_the_same_metric_names_and_the_config(tmp_path: Path, logger
     if logger == "csv":  # the run's schedule figure, beside the metrics
         assert list((tmp_path / "csv" / "version_0" / "train_schedules").glob("step*.png"))
     assert "holdout_classes" in hparams  # the whole config, not only the model's
+
+
+def test_main_returns_the_optimized_metric_for_sweepers(tmp_path: Path) -> None:
+    """`main()` returns the best value of `optimized_metric` (DeViSE: val/loss, its checkpoint's
+    monitor), as a Hydra sweeper reads it."""
+    overrides = [o for o in DEVISE_RUN if not o.startswith("trainer.max_epochs")]
+    cfg = compose_train(tmp_path, *overrides, "trainer.max_epochs=3",
+                        f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+    assert cfg.optimized_metric == "val/loss"
+    value = train.main(cfg)
+    with open(tmp_path / "csv" / "version_0" / "metrics.csv") as f:
+        losses = [float(r["val/loss"]) for r in csv.DictReader(f) if r.get("val/loss")]
+    assert len(losses) == 3 and value == pytest.approx(min(losses))
+    assert train.optimized_value({"val/loss": 2.0}, "val/loss") == 2.0
+    assert train.optimized_value({"val/loss": 2.0}, None) is None
+    with pytest.raises(SystemExit, match=r"optimized_metric='val/bleu' was not logged; logged: "):
+        train.optimized_value({"val/loss": 2.0}, "val/bleu")
+    seq2seq = compose_train(tmp_path / "s", "logger=csv")
+    assert seq2seq.optimized_metric == "val/bleu"
+
+
+CONSOLE_SCRIPTS = ("lit-train", "lit-plot-schedules", "lit-translate", "lit-devise-index",
+                   "lit-devise-search")  # fmt: skip
+
+
+@pytest.mark.parametrize("script", CONSOLE_SCRIPTS)
+def test_console_scripts_work_from_any_directory(tmp_path: Path, script: str) -> None:
+    """After `pip install` (make test installs the project), each console script answers --help
+    from a directory that is not the repository; `lit-train --help` lists only real choices."""
+    exe = Path(sys.executable).parent / script
+    assert exe.is_file(), f"{exe} missing: install the project (make test does) first"
+    proc = subprocess.run([str(exe), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    if script == "lit-train":
+        assert "Examples:" in proc.stdout and "python train.py model=devise" in proc.stdout
+        data = next(line for line in proc.stdout.splitlines() if line.strip().startswith("data:"))
+        assert "tatoeba_questions" in data and " base" not in data and "devise_base" not in data
+        assert "seq2seq_base" in proc.stdout, "a real choice ending in _base is kept"
+
+
+def test_lit_train_trains_from_another_directory(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "lit-train"
+    small = ["data.train.n_pairs=400", "data.src_vectors.kind=none", "data.tgt_vectors.kind=none",
+             "model.net.enc_emb_dim=16", "model.net.enc_hidden=16", "model.net.dec_emb_dim=16",
+             "model.net.dec_hidden=16", "model.net.attn_size=16"]  # fmt: skip
+    proc = subprocess.run([str(exe), "trainer.max_epochs=1", "logger=csv", "trainer=cpu", *small],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).is_file()
+    assert Path(last.split(" ", 1)[1]).resolve().is_relative_to(tmp_path.resolve())
