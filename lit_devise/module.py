@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, Metric
 
+from lit_common.optim import build, partial_config
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.plots import Cell, search_grid
 from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
@@ -72,16 +73,24 @@ def devise_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "cosine") 
     return F.l1_loss(pred, target)
 
 
+DEFAULT_OPTIMIZER = {
+    "_target_": "torch.optim.AdamW",
+    "lr": 1e-3,
+    "betas": [0.9, 0.99],
+    "weight_decay": 1e-4,
+}
+
+
 class DeviseModule(pl.LightningModule):
     """Lightning wrapper of ``DeviseNet``; built once the data's class vectors are known.
 
     Args:
         net: architecture (``DeviseNetConfig`` or its fields as a dict).
         loss: ``cosine`` (lesson) or ``l1``.
-        lr: head learning rate (``callbacks.OneCycleScheduler`` overrides it per step when used).
-        backbone_lr: backbone learning rate when it is not frozen (fine-tuning: lower than ``lr``).
-        betas: Adam betas.
-        weight_decay: AdamW weight decay.
+        optimizer: any optimizer as a Hydra ``_partial_`` config (default ``torch.optim.AdamW``);
+            its ``lr`` is the head's (``callbacks.OneCycleScheduler`` sets LRs per step when used).
+        backbone_lr: backbone learning rate when it is not frozen (fine-tuning: lower than the
+            head's).
         hit_ks: the ``k`` of hit@k.
         n_grid_queries: class names queried in the validation search grid.
         n_grid_results: images shown per query.
@@ -93,16 +102,17 @@ class DeviseModule(pl.LightningModule):
         self,
         net: DeviseNetConfig | dict[str, Any],
         loss: str = "cosine",
-        lr: float = 1e-3,
+        optimizer: dict[str, Any] | None = None,
         backbone_lr: float = 1e-4,
-        betas: tuple[float, float] = (0.9, 0.99),
-        weight_decay: float = 1e-4,
         hit_ks: Sequence[int] = (1, 2, 5, 10, 20),
         n_grid_queries: int = 4,
         n_grid_results: int = 6,
         devise: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        optimizer = partial_config(optimizer or DEFAULT_OPTIMIZER, "optimizer")
+        if "lr" not in optimizer:
+            raise ValueError("optimizer: give its lr (the head's learning rate)")
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r} unknown; valid: {list(LOSSES)}")
         if not hit_ks or any(k < 1 for k in hit_ks):
@@ -112,10 +122,8 @@ class DeviseModule(pl.LightningModule):
             {
                 "net": config.to_dict(),
                 "loss": loss,
-                "lr": lr,
+                "optimizer": optimizer,
                 "backbone_lr": backbone_lr,
-                "betas": list(betas),
-                "weight_decay": weight_decay,
                 "hit_ks": sorted(hit_ks),
                 "n_grid_queries": n_grid_queries,
                 "n_grid_results": n_grid_results,
@@ -174,7 +182,6 @@ class DeviseModule(pl.LightningModule):
         hparams = dict(checkpoint["hyper_parameters"])
         # The weights come from the checkpoint: no download, no local file needed.
         hparams["net"] = {**hparams["net"], "weights": None, "weights_path": None}
-        hparams["betas"] = tuple(hparams["betas"])
         module = cls(**hparams, devise=checkpoint["devise"])
         module.load_state_dict(checkpoint["state_dict"])
         return module.eval()
@@ -193,10 +200,10 @@ class DeviseModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         assert self.net is not None
         h = self.hparams
-        groups = [{"params": list(self.net.head.parameters()), "lr": h.lr}]
+        groups = [{"params": list(self.net.head.parameters()), "lr": h.optimizer["lr"]}]
         if not self.config.freeze:
             groups.insert(0, {"params": list(self.net.body.parameters()), "lr": h.backbone_lr})
-        return torch.optim.AdamW(groups, lr=h.lr, betas=tuple(h.betas), weight_decay=h.weight_decay)
+        return build(h.optimizer, groups)
 
     # -- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:

@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, SumMetric
 
+from lit_common.optim import build, partial_config
 from lit_seq2seq.bleu import CorpusBleu
 from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
 from lit_seq2seq.dataset import Batch
@@ -36,8 +37,7 @@ from lit_seq2seq.reporting import log_attention, log_samples
 from lit_seq2seq.search import greedy
 from lit_seq2seq.vocab import Vocab
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULERS = (None, "plateau")
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 3e-3, "betas": [0.9, 0.999]}
 __all__ = ["CheckpointError", "Seq2SeqModule"]
 
 
@@ -46,20 +46,17 @@ class Seq2SeqModule(pl.LightningModule):
 
     Args:
         net: network hyperparameters (``Seq2SeqConfig`` or its fields as a dict).
-        optimizer: ``adam`` or ``sgd``.
-        lr: learning rate (``callbacks.OneCycleScheduler`` overrides it per step when used).
-        betas: Adam betas; the lesson uses (0.8, 0.99).
-        momentum: SGD momentum.
-        weight_decay: L2 penalty.
+        optimizer: any optimizer as a Hydra ``_partial_`` config (``_target_`` and arguments,
+            e.g. ``torch.optim.Adam`` with ``lr`` and ``betas``), called with the parameters
+            (``lit_common.optim``); ``callbacks.OneCycleScheduler`` sets the LR per step when used.
         label_smoothing: share of the target probability spread over the vocabulary in the
             training loss (Szegedy et al., arXiv:1512.00567, section 7); validation losses never
             smooth.
         scheduler: null (the LR comes from the optimizer or a callback such as
-            ``OneCycleScheduler``) or ``plateau``: multiply the LR by ``plateau_factor`` when
-            ``val/bleu`` has not improved for ``plateau_patience`` validations (Joey NMT's
-            recipe).
-        plateau_factor: the ``plateau`` LR factor.
-        plateau_patience: validations without improvement before the ``plateau`` LR drops.
+            ``OneCycleScheduler``) or any LR scheduler as a ``_partial_`` config called with the
+            optimizer, stepped every epoch; e.g. ``ReduceLROnPlateau`` with ``mode: max``
+            (Joey NMT's recipe: the LR halves when ``val/bleu`` stalls).
+        scheduler_monitor: the metric a plateau-style scheduler watches.
         gradient_clip_norm: clip the gradients' global norm to this before each optimizer step
             (Joey NMT: 1.0); null does not clip. ``trainer.gradient_clip_val``, when set, wins.
         n_samples: validation translations shown in the samples table.
@@ -71,32 +68,20 @@ class Seq2SeqModule(pl.LightningModule):
     def __init__(
         self,
         net: Seq2SeqConfig | dict[str, Any],
-        optimizer: str = "adam",
-        lr: float = 3e-3,
-        betas: tuple[float, float] = (0.8, 0.99),
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
+        optimizer: dict[str, Any] | None = None,
         label_smoothing: float = 0.0,
-        scheduler: str | None = None,
-        plateau_factor: float = 0.5,
-        plateau_patience: int = 2,
+        scheduler: dict[str, Any] | None = None,
+        scheduler_monitor: str = "val/bleu",
         gradient_clip_norm: float | None = None,
         n_samples: int = 8,
         n_heatmaps: int = 4,
         translation: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={optimizer!r} unknown; valid: {list(OPTIMIZERS)}")
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"scheduler={scheduler!r} unknown; valid: {list(SCHEDULERS)}")
+        optimizer = partial_config(optimizer or DEFAULT_OPTIMIZER, "optimizer")
+        scheduler = partial_config(scheduler, "scheduler")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing={label_smoothing}: expected 0 <= value < 1")
-        if not 0.0 < plateau_factor < 1.0 or plateau_patience < 0:
-            raise ValueError(
-                f"plateau_factor={plateau_factor}, plateau_patience={plateau_patience}: expected "
-                "0 < factor < 1 and patience >= 0"
-            )
         if gradient_clip_norm is not None and not gradient_clip_norm > 0:
             raise ValueError(f"gradient_clip_norm={gradient_clip_norm}: expected > 0, or null")
         config = net if isinstance(net, Seq2SeqConfig) else Seq2SeqConfig(**net)
@@ -104,14 +89,9 @@ class Seq2SeqModule(pl.LightningModule):
             {
                 "net": config.to_dict(),
                 "optimizer": optimizer,
-                "lr": lr,
-                "betas": list(betas),
-                "momentum": momentum,
-                "weight_decay": weight_decay,
                 "label_smoothing": label_smoothing,
                 "scheduler": scheduler,
-                "plateau_factor": plateau_factor,
-                "plateau_patience": plateau_patience,
+                "scheduler_monitor": scheduler_monitor,
                 "gradient_clip_norm": gradient_clip_norm,
                 "n_samples": n_samples,
                 "n_heatmaps": n_heatmaps,
@@ -168,7 +148,6 @@ class Seq2SeqModule(pl.LightningModule):
             map_location,
         )
         hparams = dict(checkpoint["hyper_parameters"])
-        hparams["betas"] = tuple(hparams["betas"])
         module = cls(**hparams, translation=checkpoint["translation"])
         module.load_state_dict(checkpoint["state_dict"])
         return module.eval()
@@ -194,22 +173,16 @@ class Seq2SeqModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         h = self.hparams
-        if h.optimizer == "sgd":
-            optimizer: torch.optim.Optimizer = torch.optim.SGD(
-                self.parameters(), lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay
-            )
-        else:
-            optimizer = torch.optim.Adam(
-                self.parameters(), lr=h.lr, betas=tuple(h.betas), weight_decay=h.weight_decay
-            )
-        if h.scheduler != "plateau":
+        optimizer = build(h.optimizer, self.parameters())
+        if h.scheduler is None:
             return optimizer
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=h.plateau_factor, patience=h.plateau_patience
-        )
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": plateau, "monitor": "val/bleu", "interval": "epoch"},
+            "lr_scheduler": {
+                "scheduler": build(h.scheduler, optimizer),
+                "monitor": h.scheduler_monitor,
+                "interval": "epoch",
+            },
         }
 
     def configure_gradient_clipping(

@@ -33,5 +33,22 @@ def test_license_and_typing_markers_ship() -> None:
     )
     setup = (REPO_ROOT / "setup.cfg").read_text()
     assert "license_files = LICENSE" in setup and "* = py.typed" in setup
-    for package in ("callbacks", "lit_seq2seq", "lit_devise"):
+    for package in ("callbacks", "lit_common", "lit_seq2seq", "lit_devise"):
         assert (REPO_ROOT / package / "py.typed").is_file(), package
+
+
+def test_shared_package_imports_no_model() -> None:
+    """lit_common sits below both models: it may use callbacks, never lit_seq2seq, lit_devise or
+    train (the layering of issue 10; the models' own imports move in with the rest of it)."""
+    import ast
+
+    for path in (REPO_ROOT / "lit_common").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in {"lit_seq2seq", "lit_devise", "train", "tests"}, (path, name)

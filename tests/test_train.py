@@ -94,7 +94,7 @@ def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
     if choice == "seq2seq_lesson":
         assert (one_cycle[0].pct_start, one_cycle[0].div_factor) == (0.1, 20.0)
         assert not one_cycle[0].cycle_momentum and one_cycle[0].final_div_factor == 1.0
-        assert one_cycle[0].max_lr == cfg.model.lr
+        assert one_cycle[0].max_lr == cfg.model.optimizer.lr
 
 
 def test_train_fits_any_lightning_module_with_callbacks_from_config(tmp_path: Path) -> None:
@@ -180,7 +180,9 @@ def test_lesson_experiments(
     assert (net.attention_style, net.init, net.emb_init_std, net.dec_emb_dropout) == (
         "lesson", "pytorch", None, 0.0,
     )  # fmt: skip
-    assert module.hparams.lr == lr and tuple(module.hparams.betas) == (0.8, 0.99)
+    optimizer = module.hparams.optimizer
+    assert optimizer["_target_"] == "torch.optim.Adam" and optimizer["_partial_"]
+    assert optimizer["lr"] == lr and tuple(optimizer["betas"]) == (0.8, 0.99)
     assert module.hparams.label_smoothing == 0.0 and module.hparams.gradient_clip_norm is None
     assert cfg.trainer.max_epochs == epochs and cfg.data.batch_size == 125
     assert (cfg.data.src_len_percentile, cfg.data.tgt_len_percentile) == (97, 99)
@@ -223,9 +225,11 @@ def test_tuned_experiments_share_the_recipe(
     for key in ("attention_style", "init", "emb_init_std", "out_dropout", "dec_emb_dropout"):
         assert cfg.model.net[key] == default.model.net[key], key
     assert net.attention_style == "output" and net.init == "xavier"
-    for key in ("lr", "betas", "label_smoothing", "gradient_clip_norm", "optimizer"):
+    for key in ("optimizer", "scheduler", "label_smoothing", "gradient_clip_norm"):
         assert cfg.model[key] == default.model[key], key
-    assert tuple(module.hparams.betas) == (0.9, 0.999) and module.hparams.label_smoothing == 0.1
+    optimizer = module.hparams.optimizer
+    assert (optimizer["_target_"], optimizer["lr"]) == ("torch.optim.Adam", 3e-3)
+    assert tuple(optimizer["betas"]) == (0.9, 0.999) and module.hparams.label_smoothing == 0.1
     assert cfg.experiment_name == name and cfg.data.batch_size == 125
     assert (cfg.data.src_len_percentile, cfg.data.tgt_len_percentile) == (100, 100)
     callbacks = {type(c).__name__: c for c in train.instantiate_each(cfg.callbacks)}
