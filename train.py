@@ -94,6 +94,30 @@ def make_wandb_logger(
     )
 
 
+# Metrics whose W&B summary is their best value rather than the last one logged (glob patterns).
+WANDB_BEST = {
+    "val/bleu": "max",
+    "val/loss": "min",
+    "val/lesson_loss": "min",
+    "val/hit_at_*": "max",
+    "zeroshot/hit_at_*": "max",
+    "zeroshot/gen_hit_at_*": "max",
+}
+
+
+class WandbBestSummary(pl.Callback):
+    """Make the W&B run summary (the runs table, sweeps) show each metric's best value: a run's
+    last validation is rarely its best, and the best checkpoint is the one people use."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                for name, summary in WANDB_BEST.items():
+                    logger.experiment.define_metric(name, summary=summary)
+
+
 class RememberWandbRun(pl.Callback):
     """Record the W&B run id in every checkpoint, so resuming continues the same W&B run."""
 
@@ -162,7 +186,7 @@ def build(
             resume = {"id": wandb_id} if wandb_id and c._target_.endswith("wandb_logger") else {}
             loggers.append(hydra.utils.instantiate(c, **resume))
     if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
-        callbacks.append(RememberWandbRun())
+        callbacks += [RememberWandbRun(), WandbBestSummary()]
     if loggers:
         from lit_seq2seq.reporting import ScheduleFigure
 
@@ -247,21 +271,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def input_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input (a file, a setting): reported in one line, not a traceback."""
-    from lit_devise.backbone import BackboneError
-    from lit_devise.images import ImageDataError
-    from lit_devise.knn import KnnError
-    from lit_devise.module import ConfigMismatchError
-    from lit_seq2seq.checkpoint import CheckpointError
-    from lit_seq2seq.corpus import CorpusError
-    from lit_seq2seq.dataset import CacheError
-    from lit_seq2seq.wordvecs import VectorsError
+INPUT_ERRORS = {  # module -> error classes that mean bad input (a file, a setting)
+    "lit_seq2seq.checkpoint": ("CheckpointError",),
+    "lit_seq2seq.corpus": ("CorpusError",),
+    "lit_seq2seq.dataset": ("CacheError",),
+    "lit_seq2seq.wordvecs": ("VectorsError",),
+    "lit_devise.backbone": ("BackboneError",),
+    "lit_devise.images": ("ImageDataError",),
+    "lit_devise.knn": ("KnnError",),
+    "lit_devise.module": ("ConfigMismatchError",),
+}
 
-    return (
-        *(ConfigError, CorpusError, VectorsError, CheckpointError, CacheError),
-        *(ImageDataError, BackboneError, KnnError, ConfigMismatchError, NonFiniteLossError),
-    )
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input (a file, a setting): reported in one line, not a traceback.
+    A model whose extra is not installed (``pip install .[seq2seq]`` without ``[devise]``) has
+    no errors to catch."""
+    import importlib
+
+    found: list[type[BaseException]] = [ConfigError, NonFiniteLossError]
+    for module, names in INPUT_ERRORS.items():
+        try:
+            loaded = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(loaded, name) for name in names]
+    return tuple(found)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

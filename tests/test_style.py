@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,24 @@ def test_shared_package_imports_no_model() -> None:
             for name in names:
                 top = name.split(".")[0]
                 assert top not in {"lit_seq2seq", "lit_devise", "train", "tests"}, (path, name)
+
+
+def test_plain_install_brings_only_torch_and_lightning() -> None:
+    """`pip install <project>` without extras resolves to the callbacks' needs: torch, Lightning,
+    NumPy and their own dependencies, none of the models' (resolved by pip, nothing installed)."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+             "--report", str(report), str(REPO_ROOT)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+    assert {"torch", "pytorch-lightning", "numpy"} <= names
+    models_only = {"fasttext", "faiss-cpu", "spacy", "wandb", "hydra-core", "sacrebleu",
+                   "torchvision", "matplotlib", "tensorboardx"}  # fmt: skip
+    assert not names & models_only, names & models_only

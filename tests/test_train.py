@@ -255,7 +255,11 @@ def test_train_py_model_devise_default_run(tmp_path: Path) -> None:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).is_file()
     assert "held out: blue_triangle, yellow_cross" in proc.stdout + proc.stderr
-    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    # The run's summary keeps best values: the metric definitions are in the run's record log.
+    log = next(runs[0].glob("run-*.wandb")).read_bytes()
+    assert b"val/hit_at_*" in log and b"zeroshot/hit_at_*" in log and b"val/loss" in log
 
 
 @pytest.mark.ddp
@@ -322,6 +326,14 @@ def test_main_returns_the_optimized_metric_for_sweepers(tmp_path: Path) -> None:
     assert seq2seq.optimized_metric == "val/bleu"
 
 
+# A translator run of seconds: 400 pairs, no vectors, 16-wide layers.
+SMALL_SEQ2SEQ = (
+    "data.train.n_pairs=400",
+    "data.src_vectors.kind=none",
+    "data.tgt_vectors.kind=none",
+    *(f"model.net.{key}=16" for key in ("enc_emb_dim", "enc_hidden", "dec_emb_dim", "dec_hidden")),
+    "model.net.attn_size=16",
+)
 CONSOLE_SCRIPTS = ("lit-train", "lit-plot-schedules", "lit-translate", "lit-devise-index",
                    "lit-devise-search")  # fmt: skip
 
@@ -344,12 +356,45 @@ def test_console_scripts_work_from_any_directory(tmp_path: Path, script: str) ->
 
 def test_lit_train_trains_from_another_directory(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "lit-train"
-    small = ["data.train.n_pairs=400", "data.src_vectors.kind=none", "data.tgt_vectors.kind=none",
-             "model.net.enc_emb_dim=16", "model.net.enc_hidden=16", "model.net.dec_emb_dim=16",
-             "model.net.dec_hidden=16", "model.net.attn_size=16"]  # fmt: skip
+    small = list(SMALL_SEQ2SEQ)
     proc = subprocess.run([str(exe), "trainer.max_epochs=1", "logger=csv", "trainer=cpu", *small],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).is_file()
     assert Path(last.split(" ", 1)[1]).resolve().is_relative_to(tmp_path.resolve())
+
+
+def test_wandb_summary_keeps_best_values() -> None:
+    class Experiment:
+        def __init__(self) -> None:
+            self.defined: dict[str, str] = {}
+
+        def define_metric(self, name: str, summary: str) -> None:
+            self.defined[name] = summary
+
+    WandbLogger = type("WandbLogger", (), {"experiment": Experiment()})
+    logger = WandbLogger()
+    trainer = type("T", (), {"is_global_zero": True, "loggers": [logger]})()
+    train.WandbBestSummary().on_fit_start(trainer, None)  # type: ignore[arg-type]
+    defined = logger.experiment.defined
+    assert defined["val/bleu"] == "max" and defined["val/loss"] == "min"
+    assert defined["val/hit_at_*"] == "max" and defined["zeroshot/hit_at_*"] == "max"
+
+
+def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
+    """`python train.py -m hparams_search=seq2seq_optuna`: two tiny trials, the sweeper reads the
+    value main() returns and writes its best parameters."""
+    small = [*SMALL_SEQ2SEQ, "trainer.max_epochs=1"]
+    cmd = [sys.executable, str(REPO_ROOT / "train.py"), "-m", "hparams_search=seq2seq_optuna",
+           "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2", "logger=csv",
+           "trainer=cpu", f"paths.data_dir={tmp_path / 'data'}", *small]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = list((tmp_path / "logs" / "train" / "multiruns").glob("*/optimization_results.yaml"))
+    assert len(results) == 1
+    best = OmegaConf.load(results[0])
+    assert "model.optimizer.lr" in best.best_params and 0.0 <= best.best_value <= 100.0
+    assert len(list(results[0].parent.glob("[01]/checkpoints/best-*.ckpt"))) == 2
+    devise = compose_train(tmp_path / "d", "model=devise", "hparams_search=devise_optuna")
+    assert devise.optimized_metric == "val/loss"
