@@ -1,7 +1,8 @@
 """Sample translations and attention heatmaps, sent to whichever logger the run has.
 
 W&B gets a table and images; without W&B the same go to files under the logger's directory
-(``samples/step<N>.tsv``, ``attention/step<N>.png``), so a CSV or TensorBoard run loses nothing.
+(``samples/step<N>.tsv``, ``attention/step<N>.png``), and a TensorBoard logger also gets them
+inside TensorBoard (the table as markdown text, the figures as images), so no run loses anything.
 These run on rank 0 only, so nothing here may call a collective.
 """
 
@@ -27,6 +28,24 @@ def wandb_logger_of(trainer: Any) -> Any | None:
     return None
 
 
+def tensorboard_of(trainer: Any) -> Any | None:
+    """The ``SummaryWriter`` of the run's ``TensorBoardLogger``, or None."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "TensorBoardLogger":
+            return logger.experiment
+    return None
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Rows as a markdown table (TensorBoard renders text summaries as markdown)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
+
+
 def log_dir_of(trainer: Any) -> Path:
     """Where file output goes: the first logger's directory, else the trainer's root."""
     # Not trainer.log_dir: under DDP it broadcasts, and this runs on rank 0 only (a deadlock).
@@ -46,6 +65,9 @@ def log_samples(trainer: Any, key: str, rows: Sequence[tuple[str, str, str]], st
             key=key, columns=SAMPLE_COLUMNS, data=[list(r) for r in rows], step=step
         )
         return
+    tensorboard = tensorboard_of(trainer)
+    if tensorboard is not None:
+        tensorboard.add_text(key, markdown_table(SAMPLE_COLUMNS, rows), global_step=step)
     path = log_dir_of(trainer) / "samples" / f"step{step:07d}.tsv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join("\t".join(r) for r in [tuple(SAMPLE_COLUMNS), *rows]) + "\n")
@@ -67,6 +89,9 @@ def log_attention(
         wandb_logger.log_image(key=key, images=[fig], step=step)
         plt.close(fig)  # type: ignore[arg-type]
         return
+    tensorboard = tensorboard_of(trainer)
+    if tensorboard is not None:
+        tensorboard.add_figure(key, attention_figure(items, f"step {step}"), global_step=step)
     save_attention_png(
         items, log_dir_of(trainer) / "attention" / f"step{step:07d}.png", f"step {step}"
     )
@@ -80,6 +105,9 @@ def log_figure(trainer: Any, key: str, figure: Any, step: int) -> None:
     if wandb_logger is not None:
         wandb_logger.log_image(key=key, images=[figure], step=step)
     else:
+        tensorboard = tensorboard_of(trainer)
+        if tensorboard is not None:
+            tensorboard.add_figure(key, figure, global_step=step, close=False)
         path = log_dir_of(trainer) / key.replace("/", "_") / f"step{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=100, bbox_inches="tight")

@@ -304,7 +304,35 @@ def test_loggers_get_the_same_metric_names_and_the_config(tmp_path: Path, logger
     assert all(name in written for name in names)
     if logger == "csv":  # the run's schedule figure, beside the metrics
         assert list((tmp_path / "csv" / "version_0" / "train_schedules").glob("step*.png"))
+    else:  # the figures W&B users get, as TensorBoard images (PNG data under their tags)
+        assert "train/schedules" in written and "val/search" in written
+        assert written.count("\x89PNG") >= 2
     assert "holdout_classes" in hparams  # the whole config, not only the model's
+
+
+def test_tensorboard_gets_samples_as_a_table_and_heatmaps(tmp_path: Path) -> None:
+    from lit_seq2seq.reporting import log_attention, log_samples
+
+    class Writer:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, str, int]] = []
+
+        def add_text(self, key: str, text: str, global_step: int) -> None:
+            self.calls.append(("text", key, global_step))
+            self.text = text
+
+        def add_figure(self, key: str, figure: object, global_step: int, **_: object) -> None:
+            self.calls.append(("figure", key, global_step))
+
+    logger = type("TensorBoardLogger", (), {"experiment": Writer(), "log_dir": str(tmp_path)})()
+    trainer = type("T", (), {"loggers": [logger], "default_root_dir": str(tmp_path)})()
+    log_samples(trainer, "val/samples", [("où ?", "where?", "where | why?")], 7)
+    heat = (["où", "?"], ["where", "?"], torch.rand(2, 2))
+    log_attention(trainer, "val/attention", [heat], 7)
+    writer = logger.experiment
+    assert writer.calls == [("text", "val/samples", 7), ("figure", "val/attention", 7)]
+    assert "| source | reference | hypothesis |" in writer.text and "where \\| why?" in writer.text
+    assert (tmp_path / "samples" / "step0000007.tsv").is_file(), "the files are still written"
 
 
 def test_main_returns_the_optimized_metric_for_sweepers(tmp_path: Path) -> None:
