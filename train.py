@@ -22,12 +22,13 @@ from rich.console import Console
 from rich.syntax import Syntax
 
 from callbacks import NonFiniteLossError
+from lit_common.errors import InputError
 from lit_seq2seq.checkpoint import read_checkpoint
 
 log = logging.getLogger("train")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration that cannot run here; the message says which key and how to fix it."""
 
 
@@ -271,32 +272,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-INPUT_ERRORS = {  # module -> error classes that mean bad input (a file, a setting)
-    "lit_seq2seq.checkpoint": ("CheckpointError",),
-    "lit_seq2seq.corpus": ("CorpusError",),
-    "lit_seq2seq.dataset": ("CacheError",),
-    "lit_seq2seq.wordvecs": ("VectorsError",),
-    "lit_devise.backbone": ("BackboneError",),
-    "lit_devise.images": ("ImageDataError",),
-    "lit_devise.knn": ("KnnError",),
-    "lit_devise.module": ("ConfigMismatchError",),
-}
-
-
 def input_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input (a file, a setting): reported in one line, not a traceback.
-    A model whose extra is not installed (``pip install .[seq2seq]`` without ``[devise]``) has
-    no errors to catch."""
-    import importlib
-
-    found: list[type[BaseException]] = [ConfigError, NonFiniteLossError]
-    for module, names in INPUT_ERRORS.items():
-        try:
-            loaded = importlib.import_module(module)
-        except ImportError:
-            continue
-        found += [getattr(loaded, name) for name in names]
-    return tuple(found)
+    Every package's input error derives from ``lit_common.errors.InputError``; the callbacks'
+    ``NonFiniteLossError`` (they depend on Lightning only) is the one other."""
+    return (InputError, NonFiniteLossError)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

@@ -16,6 +16,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from lit_common.errors import InputError
+
 
 def partial_config(config: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None:
     """``config`` as a plain dict with ``_partial_: true``, its ``_target_`` checked now, so a
@@ -25,14 +27,14 @@ def partial_config(config: Mapping[str, Any] | None, name: str) -> dict[str, Any
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
     if not isinstance(config, Mapping) or not isinstance(config.get("_target_"), str):
-        raise ValueError(
+        raise InputError(
             f"{name}: expected a config with a _target_ such as torch.optim.Adam, got {config!r}"
         )
     target = config["_target_"]
     try:
         hydra.utils.get_object(target)
     except Exception as err:  # Hydra raises ImportError or its own errors, with long causes
-        raise ValueError(f"{name}._target_={target!r} cannot be imported ({err})") from None
+        raise InputError(f"{name}._target_={target!r} cannot be imported ({err})") from None
     return {**config, "_partial_": True}
 
 

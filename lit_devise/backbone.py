@@ -10,12 +10,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lit_common.errors import InputError
 from lit_devise.resnet_cifar import CifarResNet, cifar_resnet20
 
 LOCAL_BACKBONES = {"cifar_resnet20": cifar_resnet20}
 
 
-class BackboneError(ValueError):
+class BackboneError(InputError):
     """A backbone name, weights name or weights file that cannot be used."""
 
 

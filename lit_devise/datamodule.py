@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import transforms as T
 
+from lit_common.errors import InputError
 from lit_devise.images import (
     ImageDataError,
     ImageDataset,
@@ -132,11 +133,11 @@ class DeviseDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if layout not in ("folder", "kaggle"):
-            raise ValueError(f"layout={layout!r} unknown; valid: ['folder', 'kaggle']")
+            raise InputError(f"layout={layout!r} unknown; valid: ['folder', 'kaggle']")
         if not 0.0 <= valid_fraction < 1.0:
-            raise ValueError(f"valid_fraction={valid_fraction}: expected 0 <= fraction < 1")
+            raise InputError(f"valid_fraction={valid_fraction}: expected 0 <= fraction < 1")
         if cache_dtype not in ("float16", "float32"):
-            raise ValueError(f"cache_dtype={cache_dtype!r} unknown; valid: ['float16', 'float32']")
+            raise InputError(f"cache_dtype={cache_dtype!r} unknown; valid: ['float16', 'float32']")
         self.images, self.vectors_path, self.layout = images, vectors, layout
         self.class_names_path, self.valid_images = class_names, valid_images
         self.valid_fraction, self.nouns_path = valid_fraction, nouns

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lit_common.errors import InputError
+
 
 class ConcatPool(nn.Module):
     """(batch, C, H, W) -> (batch, 2C): global max pooling, then global average pooling."""
@@ -40,7 +42,7 @@ class DeviseHead(nn.Sequential):
     ) -> None:
         for name, p in (("dropout_in", dropout_in), ("dropout_hidden", dropout_hidden)):
             if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name}={p} must be in [0, 1)")
+                raise InputError(f"{name}={p} must be in [0, 1)")
         super().__init__(
             nn.BatchNorm1d(in_features),
             nn.Dropout(dropout_in),

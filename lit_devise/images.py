@@ -29,6 +29,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from lit_common.errors import InputError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -46,7 +48,7 @@ BAD_IMAGE_ERRORS = (
 )
 
 
-class ImageDataError(ValueError):
+class ImageDataError(InputError):
     """An image folder or mapping file that cannot be used; the message names it."""
 
 

@@ -25,10 +25,11 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
+from lit_common.errors import InputError
 from lit_devise.datamodule import eval_transform
 from lit_devise.images import IMAGE_SUFFIXES, ImageDataError, ImageDataset, skip_none_collate
-from lit_devise.knn import BACKENDS, KnnError, KnnIndex
-from lit_devise.module import CheckpointError, DeviseModule
+from lit_devise.knn import BACKENDS, KnnIndex
+from lit_devise.module import DeviseModule
 from lit_devise.precompute import pick_device
 from lit_devise.wordvecs import VectorsError, WordVectors, label_vectors, read_nouns, wanted_words
 
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.batch_size,
             args.device,
         )
-    except (CheckpointError, ImageDataError, VectorsError, KnnError) as err:
+    except InputError as err:  # checkpoint, images, vectors, index: every bad input
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(

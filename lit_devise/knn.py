@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from lit_common.errors import InputError
+
 BACKENDS = ("exact", "faiss", "hnswlib", "nmslib")
 FORMAT = 1
 
 
-class KnnError(ValueError):
+class KnnError(InputError):
     """An index that cannot be built, loaded or queried; the message says why."""
 
 

@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, Metric
 
+from lit_common.errors import InputError
 from lit_common.optim import build, partial_config
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.plots import Cell, search_grid
@@ -39,7 +40,7 @@ BACKBONE_KEYS = ("backbone", "weights", "weights_path", "init_seed")
 __all__ = ["CheckpointError", "ConfigMismatchError", "DeviseModule", "HitAtK", "devise_loss"]
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(InputError):
     """Model and data settings that cannot work together; the message says which keys."""
 
 
@@ -112,11 +113,11 @@ class DeviseModule(pl.LightningModule):
         super().__init__()
         optimizer = partial_config(optimizer or DEFAULT_OPTIMIZER, "optimizer")
         if "lr" not in optimizer:
-            raise ValueError("optimizer: give its lr (the head's learning rate)")
+            raise InputError("optimizer: give its lr (the head's learning rate)")
         if loss not in LOSSES:
-            raise ValueError(f"loss={loss!r} unknown; valid: {list(LOSSES)}")
+            raise InputError(f"loss={loss!r} unknown; valid: {list(LOSSES)}")
         if not hit_ks or any(k < 1 for k in hit_ks):
-            raise ValueError(f"hit_ks={list(hit_ks)}: expected positive integers")
+            raise InputError(f"hit_ks={list(hit_ks)}: expected positive integers")
         config = net if isinstance(net, DeviseNetConfig) else DeviseNetConfig(**net)
         self.save_hyperparameters(
             {

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from lit_common.errors import InputError
 from lit_devise.images import BAD_IMAGE_ERRORS, ImageDataError
 from lit_devise.index import embed_images
 from lit_devise.knn import KnnError, KnnIndex
-from lit_devise.module import CheckpointError, DeviseModule
+from lit_devise.module import DeviseModule
 from lit_devise.plots import Cell, save_grid
 from lit_devise.wordvecs import VectorsError, WordVectors
 
@@ -62,9 +63,9 @@ def search(
 ) -> list[tuple[int, float, str]]:
     """Ranked ``(rank, cosine, label or path)`` for one query; ranks start at 1."""
     if (text is None) == (image is None):
-        raise ValueError("give exactly one of text= and image=")
+        raise InputError("give exactly one of text= and image=")
     if target not in TARGETS:
-        raise ValueError(f"target={target!r} unknown; valid: {list(TARGETS)}")
+        raise InputError(f"target={target!r} unknown; valid: {list(TARGETS)}")
     folder = Path(index_dir)
     info = _index_info(folder)
     if text is not None:
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.out:
             rows = grid_rows(args.text or Path(args.image).name, results, args.target, args.image)
             print(f"grid: {save_grid(rows, args.out)}", file=sys.stderr)
-    except (CheckpointError, ImageDataError, VectorsError, KnnError, *BAD_IMAGE_ERRORS) as err:
+    except (InputError, *BAD_IMAGE_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

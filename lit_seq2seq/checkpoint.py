@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 
+from lit_common.errors import InputError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(InputError):
     """A file that is not a usable checkpoint of the expected model."""
 
 

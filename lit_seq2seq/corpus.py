@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lit_common.errors import InputError
 from lit_seq2seq.tokenizer import normalize
 
 Pair = tuple[str, str]  # (French, English)
@@ -23,7 +24,7 @@ LESSON_EN_PATTERN = r"^(Wh[^?.!]+\?)"
 LESSON_FR_PATTERN = r"^([^?.!]+\?)"
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """A corpus that cannot be read as configured; the message names the file and the fix."""
 
 

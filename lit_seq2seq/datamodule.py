@@ -31,6 +31,7 @@ import spacy
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
+from lit_common.errors import InputError
 from lit_seq2seq.corpus import Corpus, CorpusError, ReadStats
 from lit_seq2seq.dataset import Collate, PairDataset, Ragged, References, load_array
 from lit_seq2seq.detokenizer import Detokenizer
@@ -119,10 +120,10 @@ class TranslationDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if not 0 < valid_fraction < 1:
-            raise ValueError(f"valid_fraction={valid_fraction}: expected 0 < fraction < 1")
+            raise InputError(f"valid_fraction={valid_fraction}: expected 0 < fraction < 1")
         for name, pct in (("src", src_len_percentile), ("tgt", tgt_len_percentile)):
             if not 0 < pct <= 100:
-                raise ValueError(f"{name}_len_percentile={pct}: expected 0 < percentile <= 100")
+                raise InputError(f"{name}_len_percentile={pct}: expected 0 < percentile <= 100")
         self.corpora = {"train": train, "valid": valid, "test": test}
         self.valid_fraction, self.split_seed = valid_fraction, split_seed
         self.lowercase, self.n_process = lowercase, n_process

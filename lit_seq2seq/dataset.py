@@ -14,10 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lit_common.errors import InputError
+
 References = list[str] | None  # a pair's scored references, or None when its source came earlier
 
 
-class CacheError(ValueError):
+class CacheError(InputError):
     """A cache file that is not what this code wrote; the message says what to delete."""
 
 

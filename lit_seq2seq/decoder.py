@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lit_common.errors import InputError
 from lit_seq2seq.attention import AdditiveAttention
 from lit_seq2seq.encoder import Hidden, make_rnn
 
@@ -133,7 +134,7 @@ class Decoder(nn.Module):
     ) -> None:
         super().__init__()
         if attention_style not in ATTENTION_STYLES:
-            raise ValueError(
+            raise InputError(
                 f"attention_style={attention_style!r} unknown; valid: {list(ATTENTION_STYLES)}"
             )
         self.style = attention_style if attention else "none"
@@ -155,7 +156,7 @@ class Decoder(nn.Module):
         self.out = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
             if hidden_size != emb_dim:
-                raise ValueError(
+                raise InputError(
                     f"tie_weights needs dec_hidden == dec_emb_dim, got {hidden_size} and {emb_dim}"
                 )
             self.out.weight = self.embedding.weight

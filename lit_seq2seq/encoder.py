@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from lit_common.errors import InputError
+
 RNNS = {"gru": nn.GRU, "lstm": nn.LSTM}
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -26,7 +28,7 @@ def make_rnn(
     bidirectional: bool = False,
 ) -> nn.RNNBase:
     if rnn_type not in RNNS:
-        raise ValueError(f"rnn_type={rnn_type!r} unknown; valid: {sorted(RNNS)}")
+        raise InputError(f"rnn_type={rnn_type!r} unknown; valid: {sorted(RNNS)}")
     return RNNS[rnn_type](
         input_size,
         hidden_size,

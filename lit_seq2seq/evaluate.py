@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
+from lit_common.errors import InputError
 from lit_seq2seq.bleu import corpus_scores
 from lit_seq2seq.corpus import CorpusError, ReadStats, TsvCorpus
-from lit_seq2seq.module import CheckpointError, Seq2SeqModule
+from lit_seq2seq.module import Seq2SeqModule
 from lit_seq2seq.translate import Translator
 
 
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sources, references, n_pairs = grouped_pairs(args.pairs, args.columns)
         module = Seq2SeqModule.from_checkpoint(args.ckpt)
-    except (CorpusError, CheckpointError) as err:
+    except InputError as err:  # CorpusError, CheckpointError and every other bad input
         print(f"error: {err}", file=sys.stderr)
         return 2
     translator = Translator(

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lit_common.errors import InputError
 from lit_seq2seq.decoder import ATTENTION_STYLES, Decoder, DecoderState, Memory
 from lit_seq2seq.encoder import Encoder
 
@@ -75,7 +76,7 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         if self.enc_layers != self.dec_layers:
-            raise ValueError(
+            raise InputError(
                 f"enc_layers={self.enc_layers} but dec_layers={self.dec_layers}: the encoder's "
                 "final state initialises the decoder layer for layer, so they must be equal"
             )
@@ -85,9 +86,9 @@ class Seq2SeqConfig:
             ("init", INITS),
         ):
             if getattr(self, key) not in valid:
-                raise ValueError(f"{key}={getattr(self, key)!r} unknown; valid: {list(valid)}")
+                raise InputError(f"{key}={getattr(self, key)!r} unknown; valid: {list(valid)}")
         if self.emb_init_std is not None and not self.emb_init_std > 0:
-            raise ValueError(f"emb_init_std={self.emb_init_std}: expected > 0, or null")
+            raise InputError(f"emb_init_std={self.emb_init_std}: expected > 0, or null")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -158,7 +159,7 @@ class Seq2Seq(nn.Module):
             if matrix is None:
                 continue
             if tuple(matrix.shape) != tuple(emb.weight.shape):
-                raise ValueError(
+                raise InputError(
                     f"{name} vectors have shape {tuple(matrix.shape)} but the embedding is "
                     f"{tuple(emb.weight.shape)}; make sure data and model embedding sizes agree"
                 )

@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, SumMetric
 
+from lit_common.errors import InputError
 from lit_common.optim import build, partial_config
 from lit_seq2seq.bleu import CorpusBleu
 from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
@@ -81,9 +82,9 @@ class Seq2SeqModule(pl.LightningModule):
         optimizer = partial_config(optimizer or DEFAULT_OPTIMIZER, "optimizer")
         scheduler = partial_config(scheduler, "scheduler")
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing={label_smoothing}: expected 0 <= value < 1")
+            raise InputError(f"label_smoothing={label_smoothing}: expected 0 <= value < 1")
         if gradient_clip_norm is not None and not gradient_clip_norm > 0:
-            raise ValueError(f"gradient_clip_norm={gradient_clip_norm}: expected > 0, or null")
+            raise InputError(f"gradient_clip_norm={gradient_clip_norm}: expected > 0, or null")
         config = net if isinstance(net, Seq2SeqConfig) else Seq2SeqConfig(**net)
         self.save_hyperparameters(
             {

@@ -31,15 +31,17 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
+from lit_common.errors import InputError
+
 
 def _n_batches(n_items: int, batch_size: int, num_replicas: int) -> int:
     if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size}: expected >= 1")
+        raise InputError(f"batch_size={batch_size}: expected >= 1")
     if num_replicas < 1:
-        raise ValueError(f"num_replicas={num_replicas}: expected >= 1")
+        raise InputError(f"num_replicas={num_replicas}: expected >= 1")
     n_batches = num_replicas * math.ceil(n_items / (num_replicas * batch_size))
     if n_items < n_batches or n_items == 0:
-        raise ValueError(
+        raise InputError(
             f"{n_items} items cannot fill {n_batches} batches ({num_replicas} ranks x equal "
             f"counts, batch_size={batch_size}) without duplicating items; use more data, a larger "
             "batch_size or fewer devices"
@@ -138,15 +140,15 @@ class SortishSampler(Sampler[list[int]]):
     ) -> None:
         _check_rank(rank, num_replicas)
         if chunk_batches < 1:
-            raise ValueError(f"chunk_batches={chunk_batches}: expected >= 1")
+            raise InputError(f"chunk_batches={chunk_batches}: expected >= 1")
         if not 0 <= extra_batches <= 1:
-            raise ValueError(f"extra_batches={extra_batches}: expected 0 <= share <= 1")
+            raise InputError(f"extra_batches={extra_batches}: expected 0 <= share <= 1")
         self.lengths = np.asarray(lengths)
         self.tgt_lengths = (
             np.zeros_like(self.lengths) if tgt_lengths is None else np.asarray(tgt_lengths)
         )
         if self.tgt_lengths.shape != self.lengths.shape:
-            raise ValueError(
+            raise InputError(
                 f"tgt_lengths has {len(self.tgt_lengths)} items but lengths {len(self.lengths)}"
             )
         self.batch_size, self.num_replicas, self.rank = batch_size, num_replicas, rank

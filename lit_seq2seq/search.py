@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lit_common.errors import InputError
 from lit_seq2seq.model import Seq2Seq
 
 
@@ -130,7 +131,7 @@ def beam_search(
         return_attention: keep each hypothesis's attention weights (None for all without).
     """
     if beam_size < 1:
-        raise ValueError(f"beam_size={beam_size}: expected >= 1")
+        raise InputError(f"beam_size={beam_size}: expected >= 1")
     n_sentences, k, device = src.size(0), beam_size, src.device
     limits = length_limits(src_lengths, max_len).to(device)  # (n_sentences,)
     memory, state = model.encode(src, src_lengths)

@@ -14,6 +14,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from lit_common.errors import InputError
+
 GENERATOR_VERSION = 1
 VOWELS = tuple("aeiouyéèêàâîïôûh")  # 'h' words below are all h muet (l'homme, l'hôpital)
 
@@ -290,7 +292,7 @@ def generate_pairs(n_pairs: int, seed: int = 0) -> Iterator[tuple[str, str]]:
         if pair in seen:
             misses += 1
             if misses > 50 * n_pairs + 10_000:
-                raise ValueError(f"generate_pairs: cannot make {n_pairs} distinct pairs")
+                raise InputError(f"generate_pairs: cannot make {n_pairs} distinct pairs")
             continue
         seen.add(pair)
         yield pair

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 
+from lit_common.errors import InputError
+
 _SPACES = re.compile(r"[\u00a0\u2007\u202f\u2009\u200a\u3000\s]+")
 
 
@@ -39,7 +41,7 @@ class Tokenizer:
         try:
             self.nlp = spacy.blank(lang)
         except Exception as err:  # spaCy raises its own ImportError/KeyError variants
-            raise ValueError(
+            raise InputError(
                 f"Tokenizer(lang={lang!r}): spaCy has no such language ({err})"
             ) from err
         self.lang = lang

@@ -24,9 +24,10 @@ from typing import BinaryIO
 
 import torch
 
+from lit_common.errors import InputError
 from lit_seq2seq.dataset import pad_batch
 from lit_seq2seq.detokenizer import Detokenizer
-from lit_seq2seq.module import CheckpointError, Seq2SeqModule
+from lit_seq2seq.module import Seq2SeqModule
 from lit_seq2seq.plots import save_attention_png
 from lit_seq2seq.search import beam_search, greedy
 from lit_seq2seq.tokenizer import Tokenizer
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--device {args.device}: {err}")
     try:
         module = Seq2SeqModule.from_checkpoint(args.ckpt)
-    except CheckpointError as err:
+    except InputError as err:  # CheckpointError and every other bad input
         print(f"error: {err}", file=sys.stderr)
         return 2
     draw = args.attention_png is not None

@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from lit_common.errors import InputError
+
 BOS, PAD, EOS, UNK = "_bos_", "_pad_", "_eos_", "_unk_"
 SPECIALS = (BOS, PAD, EOS, UNK)
 
@@ -28,10 +30,10 @@ class Vocab:
     def __init__(self, itos: Sequence[str]) -> None:
         itos = list(itos)
         if tuple(itos[:4]) != SPECIALS:
-            raise ValueError(f"Vocab must start with {list(SPECIALS)}, got {itos[:4]}")
+            raise InputError(f"Vocab must start with {list(SPECIALS)}, got {itos[:4]}")
         if len(set(itos)) != len(itos):
             dupes = [t for t, c in Counter(itos).items() if c > 1][:5]
-            raise ValueError(f"Vocab has duplicate tokens, e.g. {dupes}")
+            raise InputError(f"Vocab has duplicate tokens, e.g. {dupes}")
         self.itos = itos
         self.stoi = {t: i for i, t in enumerate(itos)}
 
@@ -46,7 +48,7 @@ class Vocab:
     def from_counts(cls, counts: Counter[str], max_size: int = 40_000, min_freq: int = 1) -> Vocab:
         """As ``build``, from token counts already made (the data pipeline keeps them)."""
         if max_size < len(SPECIALS) + 1:
-            raise ValueError(f"Vocab max_size={max_size}: needs room for the 4 specials and a word")
+            raise InputError(f"Vocab max_size={max_size}: needs room for the 4 specials and a word")
         words = [w for w, c in counts.most_common() if c >= min_freq and w not in SPECIALS]
         return cls([*SPECIALS, *words[: max_size - len(SPECIALS)]])
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_common.errors import InputError
+
 log = logging.getLogger(__name__)
 KINDS = ("train", "fasttext", "vec", "spacy", "none")
 SPREAD_SAMPLE = 2000  # rows used to measure a source's spread
@@ -37,7 +39,7 @@ DEGENERATE_COSINE = 0.8  # mean pairwise cosine above this: one shared direction
 DEGENERATE_RANK = 0.05  # effective rank below this fraction of the dimension
 
 
-class VectorsError(ValueError):
+class VectorsError(InputError):
     """A vector source that cannot be used; the message names the file, line or setting."""
 
 

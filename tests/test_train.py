@@ -426,3 +426,33 @@ def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
     assert len(list(results[0].parent.glob("[01]/checkpoints/best-*.ckpt"))) == 2
     devise = compose_train(tmp_path / "d", "model=devise", "hparams_search=devise_optuna")
     assert devise.optimized_metric == "val/loss"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("model.net.rnn_type=rnn",), "rnn_type='rnn' unknown; valid: ['gru', 'lstm']"),
+        (("model.net.attention_style=luong",), "attention_style='luong' unknown; valid: "),
+        (("model.label_smoothing=1.0",), "label_smoothing=1.0: expected 0 <= value < 1"),
+        (
+            ("model.optimizer._target_=torch.optim.Adamm",),
+            "optimizer._target_='torch.optim.Adamm' cannot be imported",
+        ),
+        (("data.valid_fraction=1.5",), "valid_fraction=1.5: expected 0 < fraction < 1"),
+        (("data.batch_size=0",), "batch_size=0: expected >= 1"),
+        (("data.chunk_batches=0",), "chunk_batches=0: expected >= 1"),
+        (("model=devise", "model.loss=l2"), "loss='l2' unknown; valid: "),
+    ],
+)
+def test_bad_settings_are_one_error_line(
+    tmp_path: Path, overrides: tuple[str, ...], message: str
+) -> None:
+    """Every bad setting, whichever package checks it, derives from InputError: `python train.py`
+    prints one `error:` line naming the key, the value and what is valid, and exits 1."""
+    small = [] if overrides[0] == "model=devise" else list(SMALL_SEQ2SEQ)
+    proc = run_train(*small, *overrides, "logger=csv", "trainer=cpu",
+                     f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
