@@ -8,12 +8,11 @@ cached under ``cache_dir`` and reused while nothing changes. ``setup`` (every ra
 
 Batches are ``{"x", "y", "index"}``: ``x`` is (batch, feature_dim) cached activations with
 ``precompute``, else (batch, 3, H, W) images (augmented in training); ``y`` indexes
-``devise_info()["class_ids"]``.
+``model_info()["class_ids"]``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,9 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import transforms as T
 
+from lit_common.cache import content_hash, load_array, staged
 from lit_common.errors import InputError
+from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_devise.images import (
     ImageDataError,
     ImageDataset,
@@ -41,18 +42,12 @@ from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.precompute import FeatureDataset, cache_key, compute_features
 from lit_devise.synthetic import make_shapes
 from lit_devise.wordvecs import WordVectors, label_vectors, read_nouns, wanted_words
-from lit_seq2seq.dataset import load_array
-from lit_seq2seq.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 
 log = logging.getLogger(__name__)
 PLAN_FORMAT = 1
 SPLITS = ("train", "valid", "zeroshot")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _hash(obj: object) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _dir_stamps(root: Path) -> list[Any]:
@@ -200,7 +195,7 @@ class DeviseDataModule(pl.LightningDataModule):
             data = Path(self.images) / "ILSVRC" / "Data" / "CLS-LOC"
             roots = [data / "train", data / "val"]
         files = [self.vectors_path, self.class_names_path, self.nouns_path]
-        return _hash(
+        return content_hash(
             {
                 "format": PLAN_FORMAT,
                 "images": [str(Path(self.images).resolve()), self.layout, self.valid_images],
@@ -330,13 +325,10 @@ class DeviseDataModule(pl.LightningDataModule):
         return set(self.holdout)
 
     def _write_plan(self, plan: dict[str, Any]) -> None:
-        path = self.plan_path
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        np.save(tmp / "class_vectors.npy", plan["vectors"])
-        body = {k: plan[k] for k in ("classes", "splits", "report")}
-        (tmp / "plan.json").write_text(json.dumps(body))
-        tmp.rename(path)
+        with staged(self.plan_path) as tmp:
+            np.save(tmp / "class_vectors.npy", plan["vectors"])
+            body = {k: plan[k] for k in ("classes", "splits", "report")}
+            (tmp / "plan.json").write_text(json.dumps(body))
 
     # -- Lightning hooks ------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -434,7 +426,7 @@ class DeviseDataModule(pl.LightningDataModule):
                     self.paths[split], splits[split]["labels"], transform
                 )
 
-    def devise_info(self) -> dict[str, Any]:
+    def model_info(self) -> dict[str, Any]:
         """What search needs besides weights: stored in the checkpoint."""
         assert self.class_vectors is not None, "call setup() first"
         return {

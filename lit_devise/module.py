@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,12 +26,13 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, Metric
 
+from lit_common.checkpoint import CheckpointError
 from lit_common.errors import InputError
 from lit_common.optim import build, partial_config
+from lit_common.reporting import log_figure
+from lit_common.sizes import BuiltFromData
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.plots import Cell, search_grid
-from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
-from lit_seq2seq.reporting import log_figure
 
 LOSSES = ("cosine", "l1")
 EVAL_STAGES = ("val", "zeroshot")
@@ -82,7 +82,7 @@ DEFAULT_OPTIMIZER = {
 }
 
 
-class DeviseModule(pl.LightningModule):
+class DeviseModule(BuiltFromData, pl.LightningModule):
     """Lightning wrapper of ``DeviseNet``; built once the data's class vectors are known.
 
     Args:
@@ -132,7 +132,7 @@ class DeviseModule(pl.LightningModule):
         )
         self.config = config
         self.net: DeviseNet | None = None
-        self.devise: dict[str, Any] | None = None
+        self.info: dict[str, Any] | None = None
         ks = sorted(hit_ks)
         self.losses = torch.nn.ModuleDict({s: MeanMetric() for s in EVAL_STAGES})
         self.cosines = torch.nn.ModuleDict({s: MeanMetric() for s in EVAL_STAGES})
@@ -141,26 +141,30 @@ class DeviseModule(pl.LightningModule):
         )
         self._shown: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
         if devise is not None:
-            self._build(devise)
+            self.build_net(devise)
 
-    # -- construction -------------------------------------------------------------------------
-    def _build(self, devise: dict[str, Any]) -> None:
-        self.devise = devise
-        vectors = torch.as_tensor(devise["class_vectors"], dtype=torch.float32)
-        seen = torch.tensor(devise["seen"], dtype=torch.bool)
+    # -- construction (lit_common.sizes: built from the data's model_info, kept in checkpoints) --
+    info_key = "devise"
+    info_what = "DeViSE checkpoint (no class vectors in it)"
+    train_command = "python train.py model=devise"
+
+    @property
+    def devise(self) -> dict[str, Any] | None:
+        """Class list, class vectors and data settings: what search needs besides weights
+        (``DeviseDataModule.model_info``)."""
+        return self.info
+
+    def build_net(self, info: dict[str, Any]) -> None:
+        self.info = info
+        vectors = torch.as_tensor(info["class_vectors"], dtype=torch.float32)
+        seen = torch.tensor(info["seen"], dtype=torch.bool)
         self.register_buffer("class_vectors", vectors, persistent=False)
         self.register_buffer("unit_vectors", F.normalize(vectors, dim=1), persistent=False)
         self.register_buffer("seen_idx", seen.nonzero().flatten(), persistent=False)
         self.register_buffer("unseen_idx", (~seen).nonzero().flatten(), persistent=False)
         self.net = DeviseNet(self.config, vectors.size(1))
 
-    def configure_model(self) -> None:
-        if self.net is not None or getattr(self, "_trainer", None) is None:
-            return  # built already, or load_from_checkpoint: on_load_checkpoint builds it
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not hasattr(datamodule, "devise_info"):
-            raise RuntimeError("DeviseModule needs a DeviseDataModule to build its network")
-        info = datamodule.devise_info()
+    def check_data(self, info: dict[str, Any], datamodule: Any) -> None:
         mine = {k: getattr(self.config, k) for k in BACKBONE_KEYS}
         if info["precompute"] and (not self.config.freeze or mine != info["backbone"]):
             raise ConfigMismatchError(
@@ -168,35 +172,16 @@ class DeviseModule(pl.LightningModule):
                 f"model has {mine} with freeze={self.config.freeze}; precompute needs the same "
                 "frozen backbone: set data.precompute=false to fine-tune"
             )
-        self._build(info)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> DeviseModule:
-        """A module ready to embed images, from a checkpoint alone (read with ``weights_only``)."""
-        checkpoint = read_checkpoint(
-            path,
-            "devise",
-            "DeViSE checkpoint (no class vectors in it)",
-            "python train.py model=devise",
-            map_location,
-        )
-        hparams = dict(checkpoint["hyper_parameters"])
+    def restore_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
         # The weights come from the checkpoint: no download, no local file needed.
-        hparams["net"] = {**hparams["net"], "weights": None, "weights_path": None}
-        module = cls(**hparams, devise=checkpoint["devise"])
-        module.load_state_dict(checkpoint["state_dict"])
-        return module.eval()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["devise"] = self.devise
+        return {**hparams, "net": {**hparams["net"], "weights": None, "weights_path": None}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if checkpoint.get("devise") is None:
-            raise CheckpointError("not a DeViSE checkpoint (no class vectors in it)")
-        if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the classes
-            # The weights come from the checkpoint: no download, no local file needed.
+        if self.net is None:  # load_from_checkpoint: the weights come from the checkpoint
             self.config = dataclasses.replace(self.config, weights=None, weights_path=None)
-            self._build(checkpoint["devise"])
+        super().on_load_checkpoint(checkpoint)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         assert self.net is not None

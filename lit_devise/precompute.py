@@ -14,8 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
+from lit_common.cache import staged
 from lit_devise.backbone import BackboneError
 from lit_devise.images import ImageDataset, skip_none_collate
 from lit_devise.model import DeviseNet
@@ -89,9 +88,7 @@ def compute_features(
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=skip_none_collate
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         features = np.lib.format.open_memmap(
             tmp / "features.npy", mode="w+", dtype=dtype, shape=(len(paths), net.feature_dim)
         )
@@ -118,12 +115,6 @@ def compute_features(
             "unreadable_paths": bad[:100],
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if bad:
         log.warning("%d of %d images unreadable, skipped: %s", len(bad), len(paths), bad[:5])
     return report

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_seq2seq.wordvecs import VectorsError, read_vec
+from lit_common.vectors import VectorsError, read_vec, vec_dimension
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,6 @@ def wanted_words(names: Iterable[str]) -> set[str]:
             wanted.update(_forms(lemma))
             wanted.update(_tokens(lemma))
     return wanted
-
-
-def vec_dimension(path: Path) -> int:
-    """The dimension of a ``.vec`` file: its ``count dim`` header, else its first row's length."""
-    if not path.is_file():
-        raise VectorsError(f"vector file {str(path)!r} does not exist")
-    with path.open(encoding="utf-8", errors="replace") as f:
-        first = f.readline().rstrip("\n").rstrip(" ").split(" ")
-    if len(first) == 2 and all(p.isdigit() for p in first):
-        return int(first[1])
-    if len(first) < 2:
-        raise VectorsError(f"{path}:1: not a word-vector line (expected `word v1 v2 ...`)")
-    return len(first) - 1
 
 
 class _AnyCase(set):

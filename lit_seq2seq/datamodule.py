@@ -16,11 +16,8 @@ vocabularies into the checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,11 +28,12 @@ import spacy
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
+from lit_common.cache import content_hash, load_array, staged
 from lit_common.errors import InputError
+from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_seq2seq.corpus import Corpus, CorpusError, ReadStats
-from lit_seq2seq.dataset import Collate, PairDataset, Ragged, References, load_array
+from lit_seq2seq.dataset import Collate, PairDataset, Ragged, References
 from lit_seq2seq.detokenizer import Detokenizer
-from lit_seq2seq.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_seq2seq.sampler import SortishSampler, SortSampler
 from lit_seq2seq.tokenizer import Tokenizer
 from lit_seq2seq.vocab import SPECIALS, Vocab
@@ -59,10 +57,6 @@ def references_by_source(raw_src: list[str], raw_tgt: list[str]) -> list[Referen
         out.append(None if fr in seen else refs[fr])
         seen.add(fr)
     return out
-
-
-def _hash(obj: object) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class TranslationDataModule(pl.LightningDataModule):
@@ -143,7 +137,7 @@ class TranslationDataModule(pl.LightningDataModule):
 
     # -- cache keys -------------------------------------------------------------------------
     def _data_key(self) -> str:
-        return _hash(
+        return content_hash(
             {
                 "format": CACHE_FORMAT,
                 "corpora": {k: c.fingerprint() if c else None for k, c in self.corpora.items()},
@@ -155,7 +149,7 @@ class TranslationDataModule(pl.LightningDataModule):
         )
 
     def _vectors_key(self) -> str:
-        return _hash({k: [vars(self.vectors[k]), self.emb_dims[k]] for k in ("src", "tgt")})
+        return content_hash({k: [vars(self.vectors[k]), self.emb_dims[k]] for k in ("src", "tgt")})
 
     @property
     def cache_path(self) -> Path:
@@ -217,7 +211,10 @@ class TranslationDataModule(pl.LightningDataModule):
         return {**train, **parts[False]}, {**parts[True], "read": None, "dropped_empty_tokens": 0}
 
     def _prepare_tokens(self) -> None:
-        tmp = Path(tempfile.mkdtemp(prefix="prep-", dir=self._mkdir_root()))
+        with staged(self.cache_path) as tmp:
+            self._write_tokens(tmp)
+
+    def _write_tokens(self, tmp: Path) -> None:
         report: dict[str, Any] = {"splits": {}}
         with Progress(transient=True) as progress:
             data = {
@@ -276,7 +273,6 @@ class TranslationDataModule(pl.LightningDataModule):
         report["length_limits"] = {**limits, "percentiles": self.percentiles}
         report["vocab_sizes"] = {k: len(v) for k, v in vocabs.items()}
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
-        self._publish(tmp, self.cache_path)
 
     def _round_trip(self, detokenizer: Detokenizer, sentences: list[list[str]]) -> float:
         """Share of (a sample of) training targets that re-tokenise to the same tokens."""
@@ -290,7 +286,10 @@ class TranslationDataModule(pl.LightningDataModule):
         return same / max(1, len(picked))
 
     def _prepare_vectors(self) -> None:
-        tmp = Path(tempfile.mkdtemp(prefix="vec-", dir=self._mkdir_root()))
+        with staged(self.vectors_path) as tmp:
+            self._write_vectors(tmp)
+
+    def _write_vectors(self, tmp: Path) -> None:
         report = {}
         for side in ("src", "tgt"):
             vocab = Vocab.load(self.cache_path / f"vocab_{side}.json")
@@ -314,19 +313,6 @@ class TranslationDataModule(pl.LightningDataModule):
             report[side]["source"] = vars(self.vectors[side])
             np.save(tmp / f"{side}.npy", matrix)
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
-        self._publish(tmp, self.vectors_path)
-
-    def _mkdir_root(self) -> Path:
-        self.cache_root.mkdir(parents=True, exist_ok=True)
-        return self.cache_root
-
-    @staticmethod
-    def _publish(tmp: Path, final: Path) -> None:
-        """Move a finished directory into place, so a crash never leaves half a cache."""
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(final)
 
     def _log_report(self) -> None:
         report = json.loads((self.cache_path / "report.json").read_text())
@@ -413,7 +399,7 @@ class TranslationDataModule(pl.LightningDataModule):
                 )
         self.pretrained = {s: load_array(self.vectors_path / f"{s}.npy") for s in ("src", "tgt")}
 
-    def translation_info(self) -> dict[str, Any]:
+    def model_info(self) -> dict[str, Any]:
         """What translation needs besides weights: stored in the checkpoint."""
         assert self.src_vocab is not None and self.tgt_vocab is not None, "call setup() first"
         return {

@@ -14,25 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lit_common.errors import InputError
+from lit_common.cache import load_array
 
 References = list[str] | None  # a pair's scored references, or None when its source came earlier
-
-
-class CacheError(InputError):
-    """A cache file that is not what this code wrote; the message says what to delete."""
-
-
-def load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
-    """A NumPy array from a cache file. Pickled (object) arrays are refused, never unpickled:
-    a crafted cache file cannot run code."""
-    try:
-        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)  # type: ignore[no-any-return]
-    except (ValueError, OSError, EOFError) as err:
-        raise CacheError(
-            f"cache file {path} is unreadable or not a plain array ({err}); delete "
-            f"{path.parent} and run again to rebuild it"
-        ) from None
 
 
 class Ragged:

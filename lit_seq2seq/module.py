@@ -14,12 +14,12 @@ smoothed). Validation and test report:
   a French sentence that occurs several times).
 
 The vocabularies, tokenizer settings and the detokenizer are stored in the checkpoint, so
-``from_checkpoint`` needs nothing else to translate.
+``from_checkpoint`` and ``load_from_checkpoint`` need nothing else to translate (the
+``lit_common.sizes`` protocol both models share).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,10 +27,11 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, SumMetric
 
+from lit_common.checkpoint import CheckpointError
 from lit_common.errors import InputError
 from lit_common.optim import build, partial_config
+from lit_common.sizes import BuiltFromData
 from lit_seq2seq.bleu import CorpusBleu
-from lit_seq2seq.checkpoint import CheckpointError, read_checkpoint
 from lit_seq2seq.dataset import Batch
 from lit_seq2seq.detokenizer import Detokenizer
 from lit_seq2seq.model import Seq2Seq, Seq2SeqConfig
@@ -42,7 +43,7 @@ DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 3e-3, "betas": [0.9, 
 __all__ = ["CheckpointError", "Seq2SeqModule"]
 
 
-class Seq2SeqModule(pl.LightningModule):
+class Seq2SeqModule(BuiltFromData, pl.LightningModule):
     """Lightning wrapper of ``Seq2Seq``; the net is built once the data's vocabularies are known.
 
     Args:
@@ -101,7 +102,7 @@ class Seq2SeqModule(pl.LightningModule):
         self.config = config
         self.pr_force = 0.0  # probability of feeding the reference token; the callback sets it
         self.net: Seq2Seq | None = None
-        self.translation: dict[str, Any] | None = None
+        self.info: dict[str, Any] | None = None
         self.metrics = torch.nn.ModuleDict(
             {
                 f"{stage}_{name}": metric()
@@ -118,54 +119,35 @@ class Seq2SeqModule(pl.LightningModule):
         self._samples: list[tuple[str, str, str]] = []
         self._heatmaps: list[tuple[list[str], list[str], torch.Tensor]] = []
         if translation is not None:
-            self._build(translation)
+            self.build_net(translation)
 
-    # -- construction -------------------------------------------------------------------------
-    def _build(self, translation: dict[str, Any]) -> None:
-        self.translation = translation
-        self.src_vocab = Vocab(translation["src_vocab"])
-        self.tgt_vocab = Vocab(translation["tgt_vocab"])
-        self.detokenizer = Detokenizer.from_dict(translation.get("detokenizer"))
+    # -- construction (lit_common.sizes: built from the data's model_info, kept in checkpoints) --
+    info_key = "translation"
+    info_what = "translation checkpoint (no vocabularies in it)"
+    train_command = "python train.py model=seq2seq"
+
+    @property
+    def translation(self) -> dict[str, Any] | None:
+        """Vocabularies, tokenizer settings and detokenizer: what translating needs besides
+        weights (``TranslationDataModule.model_info``)."""
+        return self.info
+
+    def build_net(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.src_vocab = Vocab(info["src_vocab"])
+        self.tgt_vocab = Vocab(info["tgt_vocab"])
+        self.detokenizer = Detokenizer.from_dict(info.get("detokenizer"))
         self.net = Seq2Seq(self.config, len(self.src_vocab), len(self.tgt_vocab))
 
-    def configure_model(self) -> None:
-        if self.net is not None or getattr(self, "_trainer", None) is None:
-            return  # built already, or load_from_checkpoint: on_load_checkpoint builds it
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not hasattr(datamodule, "translation_info"):
-            raise RuntimeError("Seq2SeqModule needs a TranslationDataModule to build its network")
-        self._build(datamodule.translation_info())
+    def after_build(self, datamodule: Any) -> None:
         assert self.net is not None
-        self.net.load_pretrained(datamodule.pretrained.get("src"), datamodule.pretrained.get("tgt"))
+        pretrained = getattr(datamodule, "pretrained", {})
+        self.net.load_pretrained(pretrained.get("src"), pretrained.get("tgt"))
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> Seq2SeqModule:
-        """A module ready to translate, from a checkpoint alone (loaded with ``weights_only``)."""
-        checkpoint = read_checkpoint(
-            path,
-            "translation",
-            "translation checkpoint (no vocabularies in it)",
-            "python train.py model=seq2seq",
-            map_location,
-        )
-        hparams = dict(checkpoint["hyper_parameters"])
-        module = cls(**hparams, translation=checkpoint["translation"])
-        module.load_state_dict(checkpoint["state_dict"])
-        return module.eval()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["translation"] = self.translation
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("translation")
-        if saved is None:
-            raise CheckpointError("not a translation checkpoint (no vocabularies in it)")
-        if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the sizes
-            self._build(saved)
-            return
-        if self.translation is not None and (
-            saved["src_vocab"] != self.translation["src_vocab"]
-            or saved["tgt_vocab"] != self.translation["tgt_vocab"]
+    def check_resume(self, saved: dict[str, Any]) -> None:
+        if self.info is not None and (
+            saved["src_vocab"] != self.info["src_vocab"]
+            or saved["tgt_vocab"] != self.info["tgt_vocab"]
         ):
             raise CheckpointError(
                 "the checkpoint's vocabularies differ from the data's; resume with the same data "

@@ -1,76 +1,25 @@
-"""Sample translations and attention heatmaps, sent to whichever logger the run has.
-
-W&B gets a table and images; without W&B the same go to files under the logger's directory
-(``samples/step<N>.tsv``, ``attention/step<N>.png``), and a TensorBoard logger also gets them
-inside TensorBoard (the table as markdown text, the figures as images), so no run loses anything.
-These run on rank 0 only, so nothing here may call a collective.
+"""Sample translations and attention heatmaps, logged like every figure and table
+(``lit_common.reporting``): W&B, TensorBoard, and files under the logger's directory
+(``samples/step<N>.tsv``, ``attention/step<N>.png``). These run on rank 0 only, so nothing here
+may call a collective.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
+from lit_common.reporting import log_dir_of, log_table, tensorboard_of, wandb_logger_of
 from lit_seq2seq.plots import attention_figure, save_attention_png
 
 SAMPLE_COLUMNS = ["source", "reference", "hypothesis"]
 
 
-def wandb_logger_of(trainer: Any) -> Any | None:
-    """The run's ``WandbLogger``, or None."""
-    for logger in trainer.loggers:
-        if type(logger).__name__ == "WandbLogger":
-            return logger
-    return None
-
-
-def tensorboard_of(trainer: Any) -> Any | None:
-    """The ``SummaryWriter`` of the run's ``TensorBoardLogger``, or None."""
-    for logger in trainer.loggers:
-        if type(logger).__name__ == "TensorBoardLogger":
-            return logger.experiment
-    return None
-
-
-def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Rows as a markdown table (TensorBoard renders text summaries as markdown)."""
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
-
-
-def log_dir_of(trainer: Any) -> Path:
-    """Where file output goes: the first logger's directory, else the trainer's root."""
-    # Not trainer.log_dir: under DDP it broadcasts, and this runs on rank 0 only (a deadlock).
-    for logger in trainer.loggers:
-        log_dir = getattr(logger, "log_dir", None)
-        if log_dir:
-            return Path(log_dir)
-    return Path(trainer.default_root_dir)
-
-
 def log_samples(trainer: Any, key: str, rows: Sequence[tuple[str, str, str]], step: int) -> None:
-    if not rows:
-        return
-    wandb_logger = wandb_logger_of(trainer)
-    if wandb_logger is not None:
-        wandb_logger.log_table(
-            key=key, columns=SAMPLE_COLUMNS, data=[list(r) for r in rows], step=step
-        )
-        return
-    tensorboard = tensorboard_of(trainer)
-    if tensorboard is not None:
-        tensorboard.add_text(key, markdown_table(SAMPLE_COLUMNS, rows), global_step=step)
-    path = log_dir_of(trainer) / "samples" / f"step{step:07d}.tsv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join("\t".join(r) for r in [tuple(SAMPLE_COLUMNS), *rows]) + "\n")
+    """Validation translations as a table (W&B), markdown (TensorBoard) or a TSV file."""
+    log_table(trainer, key, SAMPLE_COLUMNS, rows, step, folder="samples")
 
 
 def log_attention(
@@ -95,67 +44,3 @@ def log_attention(
     save_attention_png(
         items, log_dir_of(trainer) / "attention" / f"step{step:07d}.png", f"step {step}"
     )
-
-
-def log_figure(trainer: Any, key: str, figure: Any, step: int) -> None:
-    """A matplotlib figure as a W&B image, else as ``<log dir>/<key>/step<N>.png``; closes it."""
-    import matplotlib.pyplot as plt
-
-    wandb_logger = wandb_logger_of(trainer)
-    if wandb_logger is not None:
-        wandb_logger.log_image(key=key, images=[figure], step=step)
-    else:
-        tensorboard = tensorboard_of(trainer)
-        if tensorboard is not None:
-            tensorboard.add_figure(key, figure, global_step=step, close=False)
-        path = log_dir_of(trainer) / key.replace("/", "_") / f"step{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-
-
-class ScheduleFigure(pl.Callback):
-    """The run's own schedules (LR and momentum of the one-cycle, teacher forcing) as one figure,
-    drawn once when training starts from the callbacks' pure functions and logged like the other
-    figures (``train/schedules``). Rank 0 only; nothing when the run has no schedule callback."""
-
-    def __init__(self) -> None:
-        self._done = False
-
-    def on_train_batch_start(
-        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if self._done:
-            return
-        self._done = True  # after the schedules' on_train_start: their lengths are resolved
-        if not trainer.is_global_zero or not trainer.loggers:
-            return
-        curves: dict[str, list[float]] = {}
-        for callback in trainer.callbacks:
-            total = getattr(callback, "_resolved_total_steps", None)
-            if total is None:
-                continue
-            if hasattr(callback, "values_at"):  # the last param group: the head when fine-tuning
-                groups = len(trainer.optimizers[0].param_groups)
-                values = [callback.values_at(s, groups)[-1] for s in range(total)]
-                curves["lr"] = [lr for lr, _ in values]
-                curves["momentum"] = [m for _, m in values]
-            elif hasattr(callback, "value_at"):
-                curves[callback.attr] = [callback.value_at(s) for s in range(total)]
-        if curves:
-            log_figure(trainer, "train/schedules", schedule_figure(curves), trainer.global_step)
-
-
-def schedule_figure(curves: dict[str, list[float]]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 2.6), squeeze=False)
-    for ax, (name, values) in zip(axes[0], curves.items(), strict=True):
-        ax.plot(values)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("optimizer step", fontsize=8)
-    fig.tight_layout()
-    return fig

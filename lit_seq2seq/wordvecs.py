@@ -30,17 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_common.errors import InputError
+from lit_common.vectors import VectorsError, read_vec
 
 log = logging.getLogger(__name__)
 KINDS = ("train", "fasttext", "vec", "spacy", "none")
 SPREAD_SAMPLE = 2000  # rows used to measure a source's spread
 DEGENERATE_COSINE = 0.8  # mean pairwise cosine above this: one shared direction dominates
 DEGENERATE_RANK = 0.05  # effective rank below this fraction of the dimension
-
-
-class VectorsError(InputError):
-    """A vector source that cannot be used; the message names the file, line or setting."""
 
 
 @dataclass
@@ -74,39 +70,6 @@ class VectorSource:
             raise VectorsError(f"vectors kind={self.kind!r} unknown; valid: {list(KINDS)}")
         if self.kind in ("fasttext", "vec", "spacy") and not self.path:
             raise VectorsError(f"vectors kind={self.kind!r} needs path= (file or spaCy package)")
-
-
-def read_vec(path: Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
-    """Rows of a ``.vec`` text file for the ``wanted`` words, streaming the file.
-
-    Raises:
-        VectorsError: a missing file, a malformed line or a dimension other than ``dim`` (with the
-            line number).
-    """
-    if not path.is_file():
-        raise VectorsError(f"vector file {str(path)!r} does not exist")
-    found: dict[str, np.ndarray] = {}
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, 1):
-            parts = line.rstrip("\n").rstrip(" ").split(" ")
-            if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                if int(parts[1]) != dim:
-                    raise VectorsError(
-                        f"{path}: vectors have dimension {parts[1]} but the embedding has {dim}; "
-                        "make sure the model's embedding size matches the vectors"
-                    )
-                continue
-            if len(parts) != dim + 1:
-                raise VectorsError(
-                    f"{path}:{line_no}: expected a word and {dim} numbers, got {len(parts) - 1} "
-                    "values (malformed line or wrong dimension)"
-                )
-            if parts[0] in wanted and parts[0] not in found:
-                try:
-                    found[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
-                except ValueError as err:
-                    raise VectorsError(f"{path}:{line_no}: not a number ({err})") from None
-    return found
 
 
 def _fasttext_rows(

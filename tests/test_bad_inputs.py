@@ -1,7 +1,8 @@
 """Bad input through the public entry points: each gets one clear answer, nothing silently lost.
 
-``train.run`` is what ``python train.py`` runs: bad input ends in one ``error: ...`` line
-(SystemExit) instead of a traceback; drops and skips are counted in the data reports.
+``python train.py`` runs ``train.train`` inside ``lit_common.run.one_line_errors``: bad input
+ends in one ``error: ...`` line (SystemExit) instead of a traceback; drops and skips are counted
+in the data reports.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 import train
+from lit_common import run
 from tests.conftest import DEVISE_RUN, TINY_RUN, compose_train
 from tests.test_devise_images import write_unreadable
 from tests.test_devise_wordvecs import write_vec
@@ -32,8 +34,8 @@ QUESTIONS = "".join(f"Où est le chat {i} ?\tWhere is cat {i}?\n" for i in range
 def error_of(tmp_path: Path, *overrides: str) -> str:
     """The one line `python train.py <overrides>` ends with."""
     cfg = compose_train(tmp_path / "run", *overrides, f"paths.data_dir={tmp_path / 'data'}")
-    with pytest.raises(SystemExit) as exit_info:
-        train.run(cfg)
+    with pytest.raises(SystemExit) as exit_info, run.one_line_errors():
+        train.train(cfg)
     message = str(exit_info.value.code)
     assert message.startswith("error: ") and "\n" not in message, message
     return message

@@ -53,7 +53,7 @@ def test_prepare_setup_report_and_loaders(tmp_path: Path) -> None:
     batch = next(iter(dm.train_dataloader()))
     assert batch.src.size(0) <= 32 and (batch.src[:, 0] != 1).all()
     assert len(dm.val_dataloader()) == -(-valid["pairs"] // 32)
-    info = dm.translation_info()
+    info = dm.model_info()
     assert info["src_vocab"][:4] == ["_bos_", "_pad_", "_eos_", "_unk_"] and info["lowercase"]
 
 
@@ -138,7 +138,7 @@ def test_evaluation_pairs_keep_raw_references_grouped_by_source(tmp_path: Path) 
     assert sorted(map(str, seen)) == sorted(map(str, refs))
     assert "dog" not in dm.tgt_vocab.stoi, "scored against the raw text, not _unk_"
     assert 0.5 <= dm.report["detokenizer_round_trip"] <= 1.0
-    info = dm.translation_info()
+    info = dm.model_info()
     assert "'s" in info["detokenizer"]["attach_left"] and "?" in info["detokenizer"]["attach_left"]
 
 

@@ -52,7 +52,7 @@ def prepared(dm: DeviseDataModule) -> DeviseDataModule:
 
 def test_splits_hold_out_whole_classes(shapes: Path, tmp_path: Path) -> None:
     dm = prepared(datamodule(shapes, tmp_path))
-    info = dm.devise_info()
+    info = dm.model_info()
     assert len(info["class_ids"]) == 20 and info["class_vectors"].shape == (20, 50)
     held = info["class_ids"].index("blue_triangle")
     assert info["seen"] == [i != held for i in range(20)]
@@ -77,7 +77,7 @@ def test_classes_without_vectors_are_dropped_and_reported(shapes: Path, tmp_path
     dropped = lines[0].split("\t")[0]
     assert dm.report["classes_without_vector"] == [dropped]
     assert dm.report["images_of_dropped_classes"] == 6
-    assert dropped not in dm.devise_info()["class_ids"]
+    assert dropped not in dm.model_info()["class_ids"]
 
 
 def test_holdout_errors(shapes: Path, tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_kaggle_layout_end_to_end(tmp_path: Path) -> None:
             image_size=16, resize_ratio=1.0, backbone=BACKBONE, cache_dir=tmp_path / "cache",
         )
     )  # fmt: skip
-    assert dm.devise_info()["class_ids"] == ["n01", "n02"]
+    assert dm.model_info()["class_ids"] == ["n01", "n02"]
     assert [len(dm.datasets[s]) for s in ("train", "valid", "zeroshot")] == [4, 3, 0]
     valid = [Path(p).name for p in dm.split_paths("valid")]
     labels = {name: dm.datasets["valid"][i]["y"] for i, name in enumerate(valid)}

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import train
+from lit_common.checkpoint import CheckpointError, resolve_ckpt_path
 from tests.conftest import DEVISE_RUN, TINY_RUN, compose_train
 from tests.test_train import run_train
 from tests.toy import SimulatedCrash
@@ -69,12 +70,12 @@ def test_ckpt_path_last_finds_the_newest_resumable_checkpoint(tmp_path: Path) ->
 
     os.utime(old, (1, 1))
     current = runs / "c"
-    assert train.resolve_ckpt_path("last", tmp_path / "logs" / "train", current) == str(new)
-    with pytest.raises(train.ConfigError, match=r"no last\.ckpt or on_exception\.ckpt"):
-        train.resolve_ckpt_path("last", tmp_path / "nothing", current)
-    with pytest.raises(train.ConfigError, match="does not exist"):
-        train.resolve_ckpt_path(str(tmp_path / "x.ckpt"), tmp_path, current)
-    assert train.resolve_ckpt_path(None, tmp_path, current) is None
+    assert resolve_ckpt_path("last", tmp_path / "logs" / "train", current) == str(new)
+    with pytest.raises(CheckpointError, match=r"no last\.ckpt or on_exception\.ckpt"):
+        resolve_ckpt_path("last", tmp_path / "nothing", current)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve_ckpt_path(str(tmp_path / "x.ckpt"), tmp_path, current)
+    assert resolve_ckpt_path(None, tmp_path, current) is None
 
 
 def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it_in_the_same_wandb_run(

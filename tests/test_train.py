@@ -14,6 +14,8 @@ from omegaconf import OmegaConf
 
 import train
 from callbacks import OneCycleScheduler, TeacherForcingScheduler
+from lit_common import run
+from lit_common.wandb_logger import WandbBestSummary
 from tests.conftest import DEVISE_RUN, REPO_ROOT, TINY_RUN, compose_train
 
 TOY_MODEL = ("~model", "+model={_target_:tests.toy.make_toy_module,optimizer:adam,n_groups:2}")
@@ -61,13 +63,13 @@ def test_unknown_model_name_lists_the_choices(tmp_path: Path) -> None:
 def test_gpus_shortcut_translation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     cfg = OmegaConf.create({"gpus": 4, "accelerator": "auto", "devices": 1, "strategy": "auto"})
-    train.resolve_gpus(cfg)
+    run.resolve_gpus(cfg)
     assert OmegaConf.to_container(cfg) == {"accelerator": "gpu", "devices": 4, "strategy": "ddp"}
     cfg = OmegaConf.create({"gpus": 1, "strategy": "auto"})
-    train.resolve_gpus(cfg)
+    run.resolve_gpus(cfg)
     assert cfg.devices == 1 and cfg.strategy == "auto"
-    with pytest.raises(train.ConfigError, match=r"trainer\.gpus=0: expected an int >= 1"):
-        train.resolve_gpus(OmegaConf.create({"gpus": 0}))
+    with pytest.raises(run.ConfigError, match=r"trainer\.gpus=0: expected an int >= 1"):
+        run.resolve_gpus(OmegaConf.create({"gpus": 0}))
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,7 @@ def test_gpus_shortcut_translation(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_callback_configs_instantiate(tmp_path: Path, choice: str) -> None:
     cfg = compose_train(tmp_path, f"callbacks={choice}")
-    callbacks = train.instantiate_each(cfg.callbacks)
+    callbacks = run.instantiate_each(cfg.callbacks)
     types = {type(c).__name__ for c in callbacks}
     default = {"ModelCheckpoint", "InterruptCheckpoint", "RandomStateCheckpoint"}
     default |= {"RichProgressBar", "StopOnNonFiniteLoss"}
@@ -187,7 +189,7 @@ def test_lesson_experiments(
     assert cfg.trainer.max_epochs == epochs and cfg.data.batch_size == 125
     assert (cfg.data.src_len_percentile, cfg.data.tgt_len_percentile) == (97, 99)
     assert cfg.experiment_name == name
-    callbacks = {type(c).__name__: c for c in train.instantiate_each(cfg.callbacks)}
+    callbacks = {type(c).__name__: c for c in run.instantiate_each(cfg.callbacks)}
     assert ("TeacherForcingScheduler" in callbacks) == teacher_forcing
     assert callbacks["OneCycleScheduler"].max_lr == lr
     assert callbacks["ModelCheckpoint"].monitor == "val/bleu"
@@ -232,7 +234,7 @@ def test_tuned_experiments_share_the_recipe(
     assert tuple(optimizer["betas"]) == (0.9, 0.999) and module.hparams.label_smoothing == 0.1
     assert cfg.experiment_name == name and cfg.data.batch_size == 125
     assert (cfg.data.src_len_percentile, cfg.data.tgt_len_percentile) == (100, 100)
-    callbacks = {type(c).__name__: c for c in train.instantiate_each(cfg.callbacks)}
+    callbacks = {type(c).__name__: c for c in run.instantiate_each(cfg.callbacks)}
     assert callbacks["ModelCheckpoint"].monitor == "val/bleu"
     assert callbacks["ModelCheckpoint"].mode == "max"
     assert not callbacks["OneCycleScheduler"].cycle_momentum
@@ -346,10 +348,10 @@ def test_main_returns_the_optimized_metric_for_sweepers(tmp_path: Path) -> None:
     with open(tmp_path / "csv" / "version_0" / "metrics.csv") as f:
         losses = [float(r["val/loss"]) for r in csv.DictReader(f) if r.get("val/loss")]
     assert len(losses) == 3 and value == pytest.approx(min(losses))
-    assert train.optimized_value({"val/loss": 2.0}, "val/loss") == 2.0
-    assert train.optimized_value({"val/loss": 2.0}, None) is None
+    assert run.optimized_value({"val/loss": 2.0}, "val/loss") == 2.0
+    assert run.optimized_value({"val/loss": 2.0}, None) is None
     with pytest.raises(SystemExit, match=r"optimized_metric='val/bleu' was not logged; logged: "):
-        train.optimized_value({"val/loss": 2.0}, "val/bleu")
+        run.optimized_value({"val/loss": 2.0}, "val/bleu")
     seq2seq = compose_train(tmp_path / "s", "logger=csv")
     assert seq2seq.optimized_metric == "val/bleu"
 
@@ -404,7 +406,7 @@ def test_wandb_summary_keeps_best_values() -> None:
     WandbLogger = type("WandbLogger", (), {"experiment": Experiment()})
     logger = WandbLogger()
     trainer = type("T", (), {"is_global_zero": True, "loggers": [logger]})()
-    train.WandbBestSummary().on_fit_start(trainer, None)  # type: ignore[arg-type]
+    WandbBestSummary().on_fit_start(trainer, None)  # type: ignore[arg-type]
     defined = logger.experiment.defined
     assert defined["val/bleu"] == "max" and defined["val/loss"] == "min"
     assert defined["val/hit_at_*"] == "max" and defined["zeroshot/hit_at_*"] == "max"

@@ -1,4 +1,5 @@
-"""Reading a Lightning checkpoint safely (``weights_only``) for use outside training.
+"""Checkpoints: reading one safely (``weights_only``) outside training, finding the one to
+resume (``ckpt_path=last``) and the one to use (the best of a monitored ``ModelCheckpoint``).
 
 Both models store what inference needs besides weights under their own key (``translation``:
 vocabularies; ``devise``: class vectors), so a file written by the other model, or not by Lightning
@@ -7,6 +8,7 @@ at all, is refused with a message that says which command writes the right one.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,9 @@ from typing import Any
 import torch
 
 from lit_common.errors import InputError
+
+log = logging.getLogger(__name__)
+RESUMABLE = ("last.ckpt", "on_exception.ckpt")
 
 
 class CheckpointError(InputError):
@@ -54,3 +59,46 @@ def read_checkpoint(
     if not isinstance(checkpoint, dict) or key not in checkpoint:
         raise CheckpointError(f"{path} is not a {what}; make sure it was written by `{command}`")
     return checkpoint
+
+
+def resolve_ckpt_path(
+    ckpt_path: str | None, runs_root: str | Path, output_dir: str | Path
+) -> str | None:
+    """``ckpt_path`` as a file: ``last`` is the newest ``last.ckpt`` or ``on_exception.ckpt`` of
+    an earlier run under ``runs_root`` (each run writes into its own directory, so Lightning's own
+    ``"last"`` would look in this run's empty one).
+
+    Raises:
+        CheckpointError: a path that does not exist, or ``last`` with nothing to resume.
+    """
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) != "last":
+        if not Path(ckpt_path).is_file():
+            raise CheckpointError(f"ckpt_path={ckpt_path!r} does not exist")
+        return str(ckpt_path)
+    output = Path(output_dir).resolve()
+    found = [
+        p
+        for p in Path(runs_root).glob("**/checkpoints/*.ckpt")
+        if p.name in RESUMABLE and output not in p.resolve().parents
+    ]
+    if not found:
+        raise CheckpointError(
+            f"ckpt_path=last: no {' or '.join(RESUMABLE)} under {runs_root}; give a path instead"
+        )
+    newest = max(found, key=lambda p: p.stat().st_mtime)
+    log.info("resuming from %s", newest)
+    return str(newest)
+
+
+def best_checkpoint(trainer: Any) -> str:
+    """The checkpoint to test and to use: the best of a monitored ``ModelCheckpoint``
+    (``callbacks.best_checkpoint``), else the latest one; "" when none was written."""
+    callbacks = trainer.checkpoint_callbacks
+    monitored = [c for c in callbacks if getattr(c, "monitor", None) and c.best_model_path]
+    for callback in [*monitored, *callbacks]:
+        path = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
+        if path:
+            return str(path)
+    return ""

@@ -1,0 +1,100 @@
+""" "The datamodule tells the model its sizes, the checkpoint keeps them", once for every model.
+
+A network's shape often depends on the data: the translator's embedding tables on the vocabulary
+sizes, DeViSE's head on the word-vector dimension and its metrics on the class list. The data are
+only known once the datamodule has run ``setup``, so the network is built in ``configure_model``
+(after ``setup``, before the optimizer), from the datamodule's ``model_info()``; that dict is
+stored in every checkpoint under the model's ``info_key``, which is how ``load_from_checkpoint``,
+``from_checkpoint`` and the CLIs rebuild the same network with no datamodule at all.
+
+A model implements it by deriving from ``BuiltFromData`` (before ``LightningModule``) and
+defining ``build_net(info)``; its datamodule implements ``ModelInfoSource``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from lit_common.checkpoint import CheckpointError, read_checkpoint
+
+M = TypeVar("M", bound="BuiltFromData")
+
+
+@runtime_checkable
+class ModelInfoSource(Protocol):
+    """A datamodule that tells its model what the data fix: sizes, vocabularies, classes. The
+    dict holds plain values and tensors only (it goes into ``weights_only`` checkpoints)."""
+
+    def model_info(self) -> dict[str, Any]: ...
+
+
+class BuiltFromData:
+    """Mixin for a ``LightningModule`` whose network is built from its datamodule's
+    ``model_info()`` and rebuilt from the checkpoint's copy of it.
+
+    Subclasses set ``info_key`` (the checkpoint entry, e.g. ``"translation"``), ``info_what``
+    (how errors name a checkpoint without it) and ``train_command`` (what writes one), keep
+    ``self.net = None`` and ``self.info = None`` until built, and define ``build_net``.
+    """
+
+    info_key: ClassVar[str]
+    info_what: ClassVar[str]
+    train_command: ClassVar[str]
+    net: Any
+    info: dict[str, Any] | None
+
+    def build_net(self, info: dict[str, Any]) -> None:
+        """Create ``self.net`` (and any buffers) for ``info``; sets ``self.info``."""
+        raise NotImplementedError
+
+    def check_data(self, info: dict[str, Any], datamodule: Any) -> None:
+        """Refuse data this model's settings cannot train on (raise an ``InputError``)."""
+
+    def check_resume(self, saved: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose ``model_info`` differs from the data's in what matters."""
+
+    def after_build(self, datamodule: Any) -> None:
+        """Initialise from the data once built for training (e.g. pretrained embeddings)."""
+
+    @classmethod
+    def restore_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Hyper-parameters as a checkpoint-only restore needs them (no downloads)."""
+        return hparams
+
+    def configure_model(self) -> None:
+        if self.net is not None or getattr(self, "_trainer", None) is None:
+            return  # built already, or load_from_checkpoint: on_load_checkpoint builds it
+        datamodule = getattr(self.trainer, "datamodule", None)  # type: ignore[attr-defined]
+        if not isinstance(datamodule, ModelInfoSource):
+            raise RuntimeError(
+                f"{type(self).__name__} builds its network from a datamodule's model_info() "
+                f"(lit_common.sizes.ModelInfoSource); got {type(datamodule).__name__}"
+            )
+        info = datamodule.model_info()
+        self.check_data(info, datamodule)
+        self.build_net(info)
+        self.after_build(datamodule)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[self.info_key] = self.info
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(self.info_key)
+        if saved is None:
+            raise CheckpointError(f"not a {self.info_what}")
+        if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the sizes
+            self.build_net(saved)
+        else:
+            self.check_resume(saved)
+
+    @classmethod
+    def from_checkpoint(cls: type[M], path: str | Path, map_location: str = "cpu") -> M:
+        """A module ready for inference, from a checkpoint alone (read with ``weights_only``)."""
+        checkpoint = read_checkpoint(
+            path, cls.info_key, cls.info_what, cls.train_command, map_location
+        )
+        hparams = cls.restore_hparams(dict(checkpoint["hyper_parameters"]))
+        module = cls(**hparams, **{cls.info_key: checkpoint[cls.info_key]})  # type: ignore[call-arg]
+        module.load_state_dict(checkpoint["state_dict"])  # type: ignore[attr-defined]
+        return module.eval()  # type: ignore[attr-defined,no-any-return]

@@ -1,0 +1,64 @@
+"""Word-vector text files (word2vec/fastText ``.vec``), read for the words a run asks for.
+
+Both models initialise or target word vectors from such files (the translator its embeddings,
+DeViSE its label vectors); a ``.vec`` of 2M x 300 floats is streamed once and only the wanted rows
+are kept. A malformed file is refused with its line number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lit_common.errors import InputError
+
+
+class VectorsError(InputError):
+    """A vector source that cannot be used; the message names the file, line or setting."""
+
+
+def read_vec(path: Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
+    """Rows of a ``.vec`` text file for the ``wanted`` words, streaming the file.
+
+    Raises:
+        VectorsError: a missing file, a malformed line or a dimension other than ``dim`` (with the
+            line number).
+    """
+    if not path.is_file():
+        raise VectorsError(f"vector file {str(path)!r} does not exist")
+    found: dict[str, np.ndarray] = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, 1):
+            parts = line.rstrip("\n").rstrip(" ").split(" ")
+            if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                if int(parts[1]) != dim:
+                    raise VectorsError(
+                        f"{path}: vectors have dimension {parts[1]} but the embedding has {dim}; "
+                        "make sure the model's embedding size matches the vectors"
+                    )
+                continue
+            if len(parts) != dim + 1:
+                raise VectorsError(
+                    f"{path}:{line_no}: expected a word and {dim} numbers, got {len(parts) - 1} "
+                    "values (malformed line or wrong dimension)"
+                )
+            if parts[0] in wanted and parts[0] not in found:
+                try:
+                    found[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+                except ValueError as err:
+                    raise VectorsError(f"{path}:{line_no}: not a number ({err})") from None
+    return found
+
+
+def vec_dimension(path: Path) -> int:
+    """The dimension of a ``.vec`` file: its ``count dim`` header, else its first row's length."""
+    if not path.is_file():
+        raise VectorsError(f"vector file {str(path)!r} does not exist")
+    with path.open(encoding="utf-8", errors="replace") as f:
+        first = f.readline().rstrip("\n").rstrip(" ").split(" ")
+    if len(first) == 2 and all(p.isdigit() for p in first):
+        return int(first[1])
+    if len(first) < 2:
+        raise VectorsError(f"{path}:1: not a word-vector line (expected `word v1 v2 ...`)")
+    return len(first) - 1

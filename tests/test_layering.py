@@ -1,0 +1,81 @@
+"""Import layering, read from the source (``ast``), so a wrong import fails here, not in a user's
+install: ``callbacks`` -> Lightning only; ``lit_common`` -> ``callbacks``; each model package ->
+``lit_common`` and ``callbacks``, never another model; ``train.py`` -> ``lit_common`` only (models
+through the configs' ``_target_``). Tests and bench may import anything."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = {"lit_common"}
+# Project packages: `callbacks`, the shared package and every model package (lit_* with an
+# __init__.py), found on disk so a third model is checked without editing this file.
+PACKAGES = sorted(
+    p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name != "tests"
+)
+MODELS = sorted(set(PACKAGES) - SHARED - {"callbacks"})
+
+
+def allowed(package: str) -> set[str]:
+    """The project packages ``package`` may import (itself included)."""
+    if package == "callbacks":
+        return {"callbacks"}
+    if package in SHARED:
+        return {package, "callbacks"}
+    if package == "train":
+        return set(SHARED)
+    return {package, "callbacks", *SHARED}
+
+
+def project_imports(path: Path) -> set[tuple[int, str]]:
+    """(line, top-level package) of every import of a project package in ``path``, including
+    imports inside functions (a lazy import still ties the packages together)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in PACKAGES or top == "train":
+                found.add((node.lineno, top))
+    return found
+
+
+def sources() -> list[tuple[str, Path]]:
+    files = [("train", ROOT / "train.py")]
+    for package in PACKAGES:
+        files += [(package, p) for p in sorted((ROOT / package).rglob("*.py"))]
+    return files
+
+
+def test_the_project_has_the_expected_packages() -> None:
+    """Guards the test itself: if discovery found nothing, every check below would pass."""
+    assert {"callbacks", "lit_common", "lit_seq2seq", "lit_devise"} <= set(PACKAGES)
+    assert {"lit_seq2seq", "lit_devise"} <= set(MODELS)
+
+
+@pytest.mark.parametrize(("package", "path"), sources(), ids=lambda v: str(v))
+def test_imports_follow_the_layers(package: str, path: Path) -> None:
+    wrong = sorted(
+        f"{path.relative_to(ROOT)}:{line} imports {top}"
+        for line, top in project_imports(path)
+        if top not in allowed(package)
+    )
+    assert not wrong, f"{package} may import only {sorted(allowed(package))}: {wrong}"
+
+
+def test_the_checker_sees_lazy_and_dotted_imports(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import os\nimport lit_seq2seq.vocab\ndef f():\n    from lit_devise import knn\n"
+        "from . import sibling\n"
+    )
+    assert project_imports(source) == {(2, "lit_seq2seq"), (4, "lit_devise")}
