@@ -438,7 +438,8 @@ def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
         (("model.label_smoothing=1.0",), "label_smoothing=1.0: expected 0 <= value < 1"),
         (
             ("model.optimizer._target_=torch.optim.Adamm",),
-            "optimizer._target_='torch.optim.Adamm' cannot be imported",
+            "optimizer._target_='torch.optim.Adamm' cannot be imported "
+            "(torch.optim has no 'Adamm')",
         ),
         (("data.valid_fraction=1.5",), "valid_fraction=1.5: expected 0 < fraction < 1"),
         (("data.batch_size=0",), "batch_size=0: expected >= 1"),
@@ -449,12 +450,24 @@ def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
 def test_bad_settings_are_one_error_line(
     tmp_path: Path, overrides: tuple[str, ...], message: str
 ) -> None:
-    """Every bad setting, whichever package checks it, derives from InputError: `python train.py`
-    prints one `error:` line naming the key, the value and what is valid, and exits 1."""
+    """Every bad setting, whichever package checks it, derives from InputError: ``main`` ends in
+    one ``error:`` line naming the key, the value and what is valid (SystemExit, status 1)."""
     small = [] if overrides[0] == "model=devise" else list(SMALL_SEQ2SEQ)
-    proc = run_train(*small, *overrides, "logger=csv", "trainer=cpu",
+    cfg = compose_train(tmp_path, *small, *overrides, "logger=csv", "trainer=cpu",
+                        f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(cfg)
+    error = str(exit_info.value.code)
+    assert error.startswith("error: ") and "\n" not in error and message in error, error
+
+
+def test_a_bad_setting_exits_1_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """The same through the command line: exit status 1, one ``error:`` line on stderr."""
+    proc = run_train(*SMALL_SEQ2SEQ, "model.net.rnn_type=rnn", "logger=csv", "trainer=cpu",
                      f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+    assert errors == ["error: model.net.rnn_type='rnn' unknown; valid: ['gru', 'lstm']"] or (
+        len(errors) == 1 and "rnn_type='rnn' unknown; valid: ['gru', 'lstm']" in errors[0]
+    ), proc.stderr[-2000:]
