@@ -15,46 +15,31 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import transforms as T
 
-from lit_common.cache import content_hash, load_array, staged
+from lit_common.cache import load_array
 from lit_common.errors import InputError
 from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
+from lit_devise.batch_sampler import NoSingletonBatchSampler
 from lit_devise.images import (
-    ImageDataError,
     ImageDataset,
-    ImageSet,
-    read_class_names,
-    scan_folder,
-    scan_kaggle,
     skip_none_collate,
 )
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.precompute import FeatureDataset, cache_key, compute_features
+from lit_devise.split_plan import SPLITS, SplitPlanner, read_plan, write_plan
 from lit_devise.synthetic import make_shapes
-from lit_devise.wordvecs import WordVectors, label_vectors, read_nouns, wanted_words
+from lit_devise.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
-PLAN_FORMAT = 1
-SPLITS = ("train", "valid", "zeroshot")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _dir_stamps(root: Path) -> list[Any]:
-    """Cheap change detection: a folder's mtime changes when files are added or removed."""
-    if not root.is_dir():
-        return []
-    return sorted([p.name, p.stat().st_mtime_ns] for p in root.iterdir() if p.is_dir())
 
 
 class DeviseDataModule(pl.LightningDataModule):
@@ -133,13 +118,19 @@ class DeviseDataModule(pl.LightningDataModule):
             raise InputError(f"valid_fraction={valid_fraction}: expected 0 <= fraction < 1")
         if cache_dtype not in ("float16", "float32"):
             raise InputError(f"cache_dtype={cache_dtype!r} unknown; valid: ['float16', 'float32']")
-        self.images, self.vectors_path, self.layout = images, vectors, layout
-        self.class_names_path, self.valid_images = class_names, valid_images
-        self.valid_fraction, self.nouns_path = valid_fraction, nouns
-        self.holdout = (
-            holdout_classes if isinstance(holdout_classes, int) else list(holdout_classes)
+        self.vectors_path, self.nouns_path, self.synthetic = vectors, nouns, synthetic
+        self.planner = SplitPlanner(
+            images=images,
+            vectors_path=vectors,
+            layout=layout,
+            class_names_path=class_names,
+            valid_images=valid_images,
+            valid_fraction=valid_fraction,
+            nouns_path=nouns,
+            holdout=holdout_classes if isinstance(holdout_classes, int) else list(holdout_classes),
+            split_seed=split_seed,
+            max_per_class=max_per_class,
         )
-        self.split_seed, self.max_per_class, self.synthetic = split_seed, max_per_class, synthetic
         self.transform_settings = {
             "image_size": image_size,
             "resize_ratio": resize_ratio,
@@ -178,164 +169,18 @@ class DeviseDataModule(pl.LightningDataModule):
 
     def train_transform(self) -> T.Compose:
         s = self.transform_settings
-        steps: list[Any] = [
-            T.RandomResizedCrop(s["image_size"], scale=tuple(self.augment["crop_scale"]))
-        ]
-        if self.augment["hflip"]:
-            steps.append(T.RandomHorizontalFlip())
-        if self.augment["color_jitter"]:
-            j = float(self.augment["color_jitter"])
-            steps.append(T.ColorJitter(brightness=j, contrast=j, saturation=j))
-        return T.Compose([*steps, T.ToTensor(), T.Normalize(s["mean"], s["std"])])
-
-    # -- planning: scan, look up, split (rank 0) ----------------------------------------------
-    def _plan_key(self) -> str:
-        roots = [Path(self.images)] + ([Path(self.valid_images)] if self.valid_images else [])
-        if self.layout == "kaggle":
-            data = Path(self.images) / "ILSVRC" / "Data" / "CLS-LOC"
-            roots = [data / "train", data / "val"]
-        files = [self.vectors_path, self.class_names_path, self.nouns_path]
-        return content_hash(
-            {
-                "format": PLAN_FORMAT,
-                "images": [str(Path(self.images).resolve()), self.layout, self.valid_images],
-                "stamps": [_dir_stamps(r) for r in roots]
-                + [[r.stat().st_mtime_ns] for r in roots if r.is_dir()],
-                "files": [
-                    [f, os.stat(f).st_size, os.stat(f).st_mtime_ns]
-                    if f and os.path.exists(f)
-                    else f
-                    for f in files
-                ],
-                "split": [self.valid_fraction, self.split_seed, self.holdout, self.max_per_class],
-            }
-        )
+        return train_transform(s["image_size"], s["mean"], s["std"], **self.augment)
 
     @property
     def plan_path(self) -> Path:
-        return self.cache_root / f"plan-{self._plan_key()}"
-
-    def _scan(self) -> tuple[ImageSet, ImageSet | None]:
-        if self.layout == "kaggle":
-            return scan_kaggle(self.images, "train"), scan_kaggle(self.images, "val")
-        names = read_class_names(self.class_names_path) if self.class_names_path else None
-        train = scan_folder(self.images, names)
-        valid = scan_folder(self.valid_images, names) if self.valid_images else None
-        return train, valid
-
-    def _make_plan(self) -> dict[str, Any]:
-        train_set, valid_set = self._scan()
-        ids, names = train_set.class_ids, train_set.class_names
-        nouns = read_nouns(self.nouns_path) if self.nouns_path else ([], [])
-        vectors = WordVectors.load(self.vectors_path, wanted_words([*names, *nouns[1]]))
-        labels = label_vectors(ids, names, vectors)
-        if not labels.ids:
-            raise ImageDataError(
-                f"none of the {len(ids)} classes has a word vector in {self.vectors_path}; make "
-                "sure the class mapping gives word names (e.g. `n01440764<TAB>tench, Tinca tinca`)"
-            )
-        rng = np.random.default_rng(self.split_seed)
-        holdout = self._holdout(labels.ids, rng)
-        new_index = {cid: i for i, cid in enumerate(labels.ids)}
-        pools: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
-        dropped_images = 0
-        capped = 0
-
-        def add(image_set: ImageSet, split: str | None) -> None:
-            nonlocal dropped_images, capped
-            by_class: dict[int, list[str]] = {}
-            for path, label in zip(image_set.paths, image_set.labels, strict=True):
-                by_class.setdefault(label, []).append(path)
-            for label, paths in by_class.items():
-                cid = image_set.class_ids[label]
-                if cid not in new_index:
-                    dropped_images += len(paths)
-                    continue
-                order = rng.permutation(len(paths))
-                paths = [paths[i] for i in order]
-                if split is None:  # split this class's images into valid and train
-                    n_valid = round(self.valid_fraction * len(paths))
-                    parts = {"valid": paths[:n_valid], "train": paths[n_valid:]}
-                else:
-                    parts = {split: paths}
-                for part, part_paths in parts.items():
-                    if self.max_per_class is not None and len(part_paths) > self.max_per_class:
-                        capped += len(part_paths) - self.max_per_class
-                        part_paths = sorted(part_paths[: self.max_per_class])
-                    target = "zeroshot" if cid in holdout else part
-                    pools[target] += [(p, new_index[cid]) for p in sorted(part_paths)]
-
-        if valid_set is None:
-            add(train_set, None)
-        else:
-            if valid_set.class_ids != train_set.class_ids:
-                raise ImageDataError(
-                    f"the validation classes differ from the training classes "
-                    f"({len(valid_set.class_ids)} vs {len(ids)}); make sure both folders hold the "
-                    "same class sub-folders"
-                )
-            add(train_set, "train")
-            add(valid_set, "valid")
-        # Counted here; lit_devise.index looks the nouns up again for search.
-        noun_vectors = label_vectors(*nouns, vectors) if nouns[0] else None
-        report = {
-            "images": {s: len(pools[s]) for s in SPLITS},
-            "classes": len(ids),
-            "classes_with_vector": len(labels.ids),
-            "classes_without_vector": labels.dropped,
-            "images_of_dropped_classes": dropped_images,
-            "empty_class_folders": train_set.empty_classes,
-            "holdout_classes": sorted(holdout),
-            "capped_by_max_per_class": capped,
-            "vector_dim": vectors.dim,
-            "nouns": len(nouns[0]),
-            "nouns_with_vector": len(noun_vectors.ids) if noun_vectors else 0,
-        }
-        if not pools["train"]:
-            raise ImageDataError("no training images left after dropping and holding out classes")
-        return {
-            "classes": {
-                "ids": labels.ids,
-                "names": labels.names,
-                "seen": [cid not in holdout for cid in labels.ids],
-            },
-            "splits": {
-                s: {"paths": [p for p, _ in pools[s]], "labels": [y for _, y in pools[s]]}
-                for s in SPLITS
-            },
-            "report": report,
-            "vectors": labels.vectors,
-        }
-
-    def _holdout(self, ids: list[str], rng: np.random.Generator) -> set[str]:
-        if isinstance(self.holdout, int):
-            if not 0 <= self.holdout < len(ids):
-                raise ImageDataError(
-                    f"holdout_classes={self.holdout}: {len(ids)} classes available"
-                )
-            return {ids[i] for i in rng.choice(len(ids), self.holdout, replace=False)}
-        unknown = [c for c in self.holdout if c not in ids]
-        if unknown:
-            raise ImageDataError(
-                f"holdout_classes {unknown} are not classes with a word vector; valid ids look "
-                f"like {ids[:5]}"
-            )
-        if len(self.holdout) >= len(ids):
-            raise ImageDataError("holdout_classes would leave no class to train on")
-        return set(self.holdout)
-
-    def _write_plan(self, plan: dict[str, Any]) -> None:
-        with staged(self.plan_path) as tmp:
-            np.save(tmp / "class_vectors.npy", plan["vectors"])
-            body = {k: plan[k] for k in ("classes", "splits", "report")}
-            (tmp / "plan.json").write_text(json.dumps(body))
+        return self.cache_root / f"plan-{self.planner.key()}"
 
     # -- Lightning hooks ------------------------------------------------------------------------
     def prepare_data(self) -> None:
         if self.synthetic:
             make_shapes(**self.synthetic)
         if not (self.plan_path / "plan.json").is_file():
-            self._write_plan(self._make_plan())
+            write_plan(self.planner.make(), self.plan_path)
         plan = json.loads((self.plan_path / "plan.json").read_text())
         if self.precompute:
             features = self.features_path(plan)
@@ -401,8 +246,7 @@ class DeviseDataModule(pl.LightningDataModule):
             return
         if not (self.plan_path / "plan.json").is_file():
             raise RuntimeError(f"no prepared data in {self.plan_path}; call prepare_data() first")
-        self.plan = json.loads((self.plan_path / "plan.json").read_text())
-        self.class_vectors = load_array(self.plan_path / "class_vectors.npy")
+        self.plan, self.class_vectors = read_plan(self.plan_path)
         self.report = dict(self.plan["report"])
         splits = self.plan["splits"]
         if self.precompute:
@@ -474,40 +318,3 @@ class DeviseDataModule(pl.LightningDataModule):
         if len(self.datasets["zeroshot"]):
             loaders.append(self._loader("zeroshot", train=False))
         return loaders
-
-
-class NoSingletonBatchSampler(BatchSampler):
-    """Batches of ``batch_size``; a last batch of one item joins the batch before it.
-
-    Training BatchNorm cannot normalise a single item, and dropping the last partial batch would
-    lose up to ``batch_size - 1`` images an epoch; the sampler's length is the same on every rank.
-    """
-
-    def __init__(self, sampler: Sampler[int], batch_size: int) -> None:
-        super().__init__(sampler, batch_size, drop_last=False)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = list(super().__iter__())
-        if len(batches) > 1 and len(batches[-1]) == 1:
-            last = batches.pop()
-            batches[-1] = batches[-1] + last
-        yield from batches
-
-    def __len__(self) -> int:
-        n = len(self.sampler)  # type: ignore[arg-type]
-        full, rest = divmod(n, self.batch_size)
-        return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
-
-
-def eval_transform(
-    image_size: int, resize_ratio: float, mean: Sequence[float], std: Sequence[float]
-) -> T.Compose:
-    """Resize the short side to ``image_size / resize_ratio``, centre-crop, normalise."""
-    return T.Compose(
-        [
-            T.Resize(round(image_size / resize_ratio)),
-            T.CenterCrop(image_size),
-            T.ToTensor(),
-            T.Normalize(list(mean), list(std)),
-        ]
-    )

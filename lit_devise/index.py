@@ -26,11 +26,11 @@ from rich.progress import Progress
 from torch.utils.data import DataLoader
 
 from lit_common.errors import InputError
-from lit_devise.datamodule import eval_transform
 from lit_devise.images import IMAGE_SUFFIXES, ImageDataError, ImageDataset, skip_none_collate
 from lit_devise.knn import BACKENDS, KnnIndex
 from lit_devise.module import DeviseModule
 from lit_devise.precompute import pick_device
+from lit_devise.transforms import eval_transform
 from lit_devise.wordvecs import VectorsError, WordVectors, label_vectors, read_nouns, wanted_words
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,10 +13,12 @@ import pytest
 import torch
 
 from lit_devise import precompute
-from lit_devise.datamodule import DeviseDataModule, eval_transform
+from lit_devise.datamodule import DeviseDataModule
 from lit_devise.images import ImageDataError, load_rgb
 from lit_devise.model import DeviseNet, DeviseNetConfig
+from lit_devise.split_plan import SplitPlanner, read_plan, write_plan
 from lit_devise.synthetic import make_shapes
+from lit_devise.transforms import eval_transform
 from tests.test_devise_images import write_unreadable
 
 BACKBONE = {"name": "resnet18", "init_seed": 3}
@@ -48,6 +51,29 @@ def prepared(dm: DeviseDataModule) -> DeviseDataModule:
     dm.prepare_data()
     dm.setup("fit")
     return dm
+
+
+def test_split_planner_runs_without_a_datamodule(shapes: Path, tmp_path: Path) -> None:
+    """The plan is a plain function of its settings: same key and plan on a second call, a new
+    key when a split setting changes, and write/read round-trips it."""
+    planner = SplitPlanner(
+        images=str(shapes / "images"),
+        vectors_path=str(shapes / "vectors.vec"),
+        class_names_path=str(shapes / "classes.tsv"),
+        valid_fraction=1 / 3,
+        holdout=["blue_triangle"],
+    )
+    plan, again = planner.make(), planner.make()
+    assert plan["splits"] == again["splits"] and np.array_equal(plan["vectors"], again["vectors"])
+    assert planner.key() == planner.key()
+    assert dataclasses.replace(planner, split_seed=7).key() != planner.key()
+    ids = plan["classes"]["ids"]
+    zeroshot = {ids[y] for y in plan["splits"]["zeroshot"]["labels"]}
+    assert zeroshot == {"blue_triangle"} and len(ids) == 20
+    assert not set(plan["splits"]["train"]["paths"]) & set(plan["splits"]["valid"]["paths"])
+    write_plan(plan, tmp_path / "plan")
+    body, vectors = read_plan(tmp_path / "plan")
+    assert body["splits"] == plan["splits"] and np.array_equal(vectors, plan["vectors"])
 
 
 def test_splits_hold_out_whole_classes(shapes: Path, tmp_path: Path) -> None:
@@ -193,7 +219,7 @@ def test_precompute_writes_nothing_when_interrupted(shapes: Path, tmp_path: Path
 def test_no_batch_of_one(shapes: Path, tmp_path: Path) -> None:
     from torch.utils.data import SequentialSampler
 
-    from lit_devise.datamodule import NoSingletonBatchSampler
+    from lit_devise.batch_sampler import NoSingletonBatchSampler
 
     for n, size, expected in ((9, 4, [4, 5]), (10, 4, [4, 4, 2]), (1, 4, [1]), (8, 4, [4, 4])):
         sampler = NoSingletonBatchSampler(SequentialSampler(range(n)), size)
