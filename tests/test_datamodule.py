@@ -1,4 +1,5 @@
-"""TranslationDataModule: prepare, report, cache reuse and invalidation, splits, loaders."""
+"""TranslationDataModule and its preparation (prepare.py): report, cache reuse and invalidation,
+splits, loaders."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import lit_seq2seq.datamodule as datamodule_module
+import lit_seq2seq.prepare as prepare_module
 from lit_seq2seq.corpus import SyntheticCorpus, TsvCorpus
 from lit_seq2seq.datamodule import TranslationDataModule
 from lit_seq2seq.wordvecs import VectorSource
@@ -62,9 +63,9 @@ def test_cache_is_reused_and_invalidated(tmp_path: Path, monkeypatch: pytest.Mon
     dm.prepare_data()
     first = dm.cache_path
     calls = []
-    real = datamodule_module.Tokenizer
+    real = prepare_module.Tokenizer
     monkeypatch.setattr(
-        datamodule_module, "Tokenizer", lambda *a, **k: calls.append(a) or real(*a, **k)
+        prepare_module, "Tokenizer", lambda *a, **k: calls.append(a) or real(*a, **k)
     )
     make(tmp_path).prepare_data()
     assert calls == [], "unchanged settings reuse the cache"
@@ -150,7 +151,7 @@ def test_degenerate_vectors_are_reported_with_the_setting_to_change(
     rng = np.random.default_rng(0)
     shared = rng.standard_normal(8)
     monkeypatch.setattr(  # what a few fastText epochs on a small corpus give: one direction
-        datamodule_module,
+        prepare_module,
         "lookup",
         lambda source, words, dim, sentences: {
             w: shared + 1e-2 * rng.standard_normal(8) for w in words[4:]
