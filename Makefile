@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-setup.cfg
 PYTEST_ARGS ?=
 
-.PHONY: train test test-all check format plot clean
+.PHONY: train test test-unit test-all check format plot clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ train: $(STAMP)  ## default training run; extra Hydra overrides: make train ARGS
 
 test: $(STAMP)  ## unit, DDP and resume tests; slow and real-data tests are left to test-all
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-unit: $(STAMP)  ## the fast tier: no training, DDP, slow or real-data tests
+	$(PY) -m pytest -m "not slow and not train and not ddp" $(PYTEST_ARGS)
 
 test-all: $(STAMP)  ## everything, slow and real-data (../shared/data) tests included
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -20,8 +20,10 @@ import torch
 import train
 from lit_common import run
 from tests.conftest import DEVISE_RUN, TINY_RUN, compose_train
-from tests.test_devise_images import write_unreadable
-from tests.test_devise_wordvecs import write_vec
+from tests.helpers import write_unreadable, write_vec
+
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
 
 SEQ2SEQ = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs")] + [
     "trainer.max_epochs=1",
@@ -163,7 +165,7 @@ def test_image_errors_are_one_line(tmp_path: Path, shapes: Path) -> None:
 
 # -- configs and checkpoints --
 def test_unknown_data_name_lists_the_choices(tmp_path: Path) -> None:
-    from tests.test_train import run_train
+    from tests.helpers import run_train
 
     proc = run_train("data=tatoba", cwd=tmp_path)
     assert proc.returncode != 0

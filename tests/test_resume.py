@@ -12,8 +12,11 @@ import torch
 import train
 from lit_common.checkpoint import CheckpointError, resolve_ckpt_path
 from tests.conftest import DEVISE_RUN, TINY_RUN, compose_train
-from tests.test_train import run_train
+from tests.helpers import run_train
 from tests.toy import SimulatedCrash
+
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
 
 SEQ2SEQ = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs")] + [
     "data.train.n_pairs=500",  # 14 batches per epoch

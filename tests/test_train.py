@@ -17,13 +17,12 @@ from callbacks import OneCycleScheduler, TeacherForcingScheduler
 from lit_common import run
 from lit_common.wandb_logger import WandbBestSummary
 from tests.conftest import DEVISE_RUN, REPO_ROOT, TINY_RUN, compose_train
+from tests.helpers import run_train
+
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
 
 TOY_MODEL = ("~model", "+model={_target_:tests.toy.make_toy_module,optimizer:adam,n_groups:2}")
-
-
-def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO_ROOT / "train.py"), f"hydra.run.dir={cwd / 'run'}", *overrides]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_train_py_trains_and_prints_checkpoint_last(tmp_path: Path) -> None:

@@ -10,12 +10,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from lit_seq2seq.module import Seq2SeqModule
 from lit_seq2seq.search import beam_search
 from lit_seq2seq.translate import Translator, main
 from tests.conftest import REPO_ROOT
+
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
 
 QUESTIONS = ["Où est la maison du médecin ?", "Qui voit la voiture rouge ?"]
 

@@ -17,6 +17,7 @@ from tests.conftest import SHARED_DATA, compose_train
 pytestmark = [
     pytest.mark.realdata,
     pytest.mark.slow,
+    pytest.mark.train,
     pytest.mark.skipif(
         not (SHARED_DATA / "fra-eng" / "questions.train.tsv").is_file(),
         reason="needs ../shared/data/fra-eng",

@@ -19,7 +19,7 @@ from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.split_plan import SplitPlanner, read_plan, write_plan
 from lit_devise.synthetic import make_shapes
 from lit_devise.transforms import eval_transform
-from tests.test_devise_images import write_unreadable
+from tests.helpers import write_unreadable
 
 BACKBONE = {"name": "resnet18", "init_seed": 3}
 
@@ -229,8 +229,7 @@ def test_no_batch_of_one(shapes: Path, tmp_path: Path) -> None:
 
 
 def test_kaggle_layout_end_to_end(tmp_path: Path) -> None:
-    from tests.test_devise_images import make_kaggle
-    from tests.test_devise_wordvecs import write_vec
+    from tests.helpers import make_kaggle, write_vec
 
     make_kaggle(tmp_path / "imagenet")
     vectors = write_vec(tmp_path / "v.vec", {"tench": [1.0, 0.0], "goldfish": [0.0, 1.0]})

@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lit_seq2seq.evaluate import grouped_pairs, main
+
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
 
 PAIRS = (
     "Où est la maison du médecin ?\tWhere is the doctor's house?\n"

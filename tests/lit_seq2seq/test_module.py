@@ -14,6 +14,9 @@ from torch.nn import functional as F
 
 from lit_seq2seq.module import CheckpointError, Seq2SeqModule
 
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
+
 
 def test_lesson_loss_counts_padding_and_zeroes_logits_after_the_stop() -> None:
     torch.manual_seed(0)

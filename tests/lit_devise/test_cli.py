@@ -12,7 +12,10 @@ import pytest
 
 from lit_devise import index as index_cli
 from lit_devise import search as search_cli
-from tests.test_devise_images import write_unreadable
+from tests.helpers import write_unreadable
+
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
 
 LINE = re.compile(r"^(\d+) (-?\d+\.\d+) (.+)$")
 

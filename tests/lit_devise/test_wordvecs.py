@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 
 from lit_devise.wordvecs import VectorsError, WordVectors, label_vectors, read_nouns, wanted_words
-
-
-def write_vec(path: Path, table: dict[str, list[float]], header: bool = True) -> Path:
-    dim = len(next(iter(table.values())))
-    lines = [f"{len(table)} {dim}"] if header else []
-    lines += [f"{w} " + " ".join(str(x) for x in v) for w, v in table.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
+from tests.helpers import write_vec
 
 TABLE = {
     "tench": [1.0, 0.0, 0.0],

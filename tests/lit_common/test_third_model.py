@@ -13,16 +13,19 @@ import torch
 
 import train
 from lit_common import run
-from tests import third_model
+from tests.lit_common import third_model
+from tests.lit_common.third_model import ArgmaxClassifier
 from tests.test_layering import project_imports
-from tests.third_model import ArgmaxClassifier
+
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
 
 THIRD_MODEL_CONFIGS = {
     "model/argmax.yaml": """
 defaults:
   - override /data@_global_.data: argmax
   - override /callbacks@_global_.callbacks: argmax
-_target_: tests.third_model.ArgmaxClassifier
+_target_: tests.lit_common.third_model.ArgmaxClassifier
 _convert_: all
 _recursive_: false
 hidden: 32
@@ -33,7 +36,7 @@ optimizer:
   lr: 1.0e-2
 """,
     "data/argmax.yaml": """
-_target_: tests.third_model.ArgmaxData
+_target_: tests.lit_common.third_model.ArgmaxData
 cache_dir: ${paths.data_dir}/cache
 n: 512
 n_features: 8

@@ -19,12 +19,7 @@ from lit_devise.images import (
     scan_kaggle,
     skip_none_collate,
 )
-
-
-def photo(path: Path, colour: tuple[int, int, int] = (200, 30, 30), size: int = 20) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (size, size + 3), colour).save(path)
-    return path
+from tests.helpers import make_kaggle, photo, write_unreadable
 
 
 def test_folder_layout_with_mapping_and_empty_class(tmp_path: Path) -> None:
@@ -62,23 +57,6 @@ def test_loc_synset_mapping_is_space_separated(tmp_path: Path) -> None:
     }
 
 
-def make_kaggle(root: Path) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "LOC_synset_mapping.txt").write_text("n01 tench, Tinca tinca\nn02 goldfish\n")
-    data = root / "ILSVRC" / "Data" / "CLS-LOC"
-    for wnid in ("n01", "n02"):
-        for i in range(2):
-            photo(data / "train" / wnid / f"{wnid}_{i}.JPEG")
-    for i in range(3):
-        photo(data / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
-    (root / "LOC_val_solution.csv").write_text(
-        "ImageId,PredictionString\n"
-        "ILSVRC2012_val_00000000,n02 1 2 3 4 n02 5 6 7 8\n"
-        "ILSVRC2012_val_00000001,n01 1 2 3 4\n"
-        "ILSVRC2012_val_00000002,n02 1 2 3 4\n"
-    )
-
-
 def test_kaggle_layout_uses_imagenet_validation_labels(tmp_path: Path) -> None:
     make_kaggle(tmp_path)
     train = scan_kaggle(tmp_path, "train")
@@ -104,20 +82,6 @@ def test_every_image_mode_becomes_8bit_rgb(tmp_path: Path, mode: str) -> None:
         assert np.asarray(rgb).min() >= 230  # 60000/65535 of white, not clipped garbage
     if mode == "RGBA":
         assert np.asarray(rgb)[0, 0, 1] > 150
-
-
-def write_unreadable(folder: Path) -> list[Path]:
-    """A truncated JPEG, a 0-byte file and text named .jpg."""
-    folder.mkdir(parents=True, exist_ok=True)
-    good = photo(folder / "good.jpg", size=64)
-    data = good.read_bytes()
-    truncated = folder / "truncated.jpg"
-    truncated.write_bytes(data[: len(data) // 2])
-    empty = folder / "empty.jpg"
-    empty.write_bytes(b"")
-    text = folder / "text.jpg"
-    text.write_text("<html>not found</html>")
-    return [truncated, empty, text]
 
 
 def test_unreadable_files_raise_known_errors_and_are_skipped(tmp_path: Path) -> None:

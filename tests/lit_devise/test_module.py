@@ -16,6 +16,9 @@ from lit_devise.module import (
     devise_loss,
 )
 
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
+
 
 def test_cosine_loss_is_one_minus_cosine_and_scale_free() -> None:
     target = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
@@ -102,7 +105,7 @@ def test_finetune_trains_the_backbone_and_skips_unreadable_images(tmp_path: Path
     import train
     from lit_devise.synthetic import make_shapes
     from tests.conftest import DEVISE_RUN, compose_train
-    from tests.test_devise_images import write_unreadable
+    from tests.helpers import write_unreadable
 
     root = make_shapes(tmp_path / "data" / "shapes", n_per_class=4, size=32)
     write_unreadable(root / "images" / "red_circle")

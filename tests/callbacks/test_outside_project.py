@@ -1,9 +1,10 @@
 """The callbacks copied into a project outside this repository, on 1 process and 2-process CPU DDP.
 
-Each case runs ``tests/outside_project/fit_with_callbacks.py`` in a fresh folder that holds nothing
-but that script and a copy of ``callbacks/``: an uninterrupted run, and a run that crashes mid-epoch
-and resumes from its last checkpoint. Both must give torch's OneCycleLR values, inverse momentum
-(Adam's ``betas[0]``) and the linear teacher-forcing decay at every optimizer step, on every rank.
+Each case runs ``tests/callbacks/outside_project/fit_with_callbacks.py`` in a fresh folder that
+holds nothing but that script and a copy of ``callbacks/``: an uninterrupted run, and a run that
+crashes mid-epoch and resumes from its last checkpoint. Both must give torch's OneCycleLR values,
+inverse momentum (Adam's ``betas[0]``) and the linear teacher-forcing decay at every optimizer
+step, on every rank.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.toy import torch_one_cycle_reference
 
-SCRIPT = REPO_ROOT / "tests" / "outside_project" / "fit_with_callbacks.py"
+# Fits models (seconds each): `make test-unit` leaves these out.
+pytestmark = pytest.mark.train
+
+SCRIPT = REPO_ROOT / "tests" / "callbacks" / "outside_project" / "fit_with_callbacks.py"
 ONE_CYCLE = {"max_lr": [0.05, 0.01], "pct_start": 0.4, "three_phase": False}
 CASES = [
     # namespace, devices, samples, optimizer steps: 3 epochs x ceil(batches per rank / 2)
