@@ -9,7 +9,7 @@ that occurs several times in a test set is one segment scored against all of its
 summed tensors, so the score of a validation set sharded over DDP ranks is the score of the whole
 set; ``bleu_tokens`` + ``segment_stats`` reproduce sacreBLEU's counting (closest reference length,
 ties to the shorter; matches clipped by the most frequent occurrence in any reference), which
-``tests/test_bleu.py`` checks against ``sacrebleu.corpus_bleu``.
+``tests/lit_seq2seq/test_bleu.py`` checks against ``sacrebleu.corpus_bleu``.
 """
 
 from __future__ import annotations
