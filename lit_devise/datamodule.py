@@ -37,7 +37,7 @@ from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.precompute import FeatureDataset, cache_key, compute_features
 from lit_devise.split_plan import SPLITS, SplitPlanner, read_plan, write_plan
 from lit_devise.synthetic import make_shapes
-from lit_devise.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from lit_devise.transforms import eval_transform, resolve_settings, train_transform
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,14 @@ class DeviseDataModule(pl.LightningDataModule):
         max_per_class: at most this many images per class and split (quick runs); None: all.
         synthetic: ``make_shapes`` arguments (``root``, ``n_per_class``, ``size``, ``dim``,
             ``seed``): write the embedded smoke dataset first.
-        image_size: side of the square crop fed to the backbone.
+        image_size: side of the square crop fed to the backbone; None: the backbone weights'
+            own (``weights.transforms()``), else 224.
         resize_ratio: evaluation resizes the short side to ``image_size / resize_ratio`` and
-            centre-crops (torchvision's 224/256 = 0.875).
-        mean: normalisation mean (ImageNet's by default).
-        std: normalisation std.
+            centre-crops; None: the weights' own (ResNet-50 ``DEFAULT``: 224/232), else 0.875.
+        mean: normalisation mean; None: the weights' own, else ImageNet's.
+        std: normalisation std; None: the weights' own, else ImageNet's.
+        interpolation: resize interpolation (``bilinear``, ``bicubic``, ``nearest``); None: the
+            weights' own, else bilinear.
         augment: training augmentation when not precomputing: ``crop_scale``
             (RandomResizedCrop scale range), ``hflip`` (bool), ``color_jitter`` (brightness,
             contrast and saturation).
@@ -95,10 +98,11 @@ class DeviseDataModule(pl.LightningDataModule):
         split_seed: int = 42,
         max_per_class: int | None = None,
         synthetic: dict[str, Any] | None = None,
-        image_size: int = 224,
-        resize_ratio: float = 0.875,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        image_size: int | None = None,
+        resize_ratio: float | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        interpolation: str | None = None,
         augment: dict[str, Any] | None = None,
         precompute: bool = True,
         backbone: dict[str, Any] | None = None,
@@ -131,12 +135,6 @@ class DeviseDataModule(pl.LightningDataModule):
             split_seed=split_seed,
             max_per_class=max_per_class,
         )
-        self.transform_settings = {
-            "image_size": image_size,
-            "resize_ratio": resize_ratio,
-            "mean": list(mean),
-            "std": list(std),
-        }
         self.augment = {"crop_scale": [0.35, 1.0], "hflip": True, "color_jitter": 0.0}
         self.augment.update(augment or {})
         self.precompute = precompute
@@ -148,6 +146,9 @@ class DeviseDataModule(pl.LightningDataModule):
         }
         self.backbone.update(
             {("backbone" if k == "name" else k): v for k, v in (backbone or {}).items()}
+        )
+        self.transform_settings = resolve_settings(
+            self.backbone, image_size, resize_ratio, mean, std, interpolation
         )
         self.precompute_batch_size, self.precompute_device = (
             precompute_batch_size,
@@ -169,7 +170,9 @@ class DeviseDataModule(pl.LightningDataModule):
 
     def train_transform(self) -> T.Compose:
         s = self.transform_settings
-        return train_transform(s["image_size"], s["mean"], s["std"], **self.augment)
+        return train_transform(
+            s["image_size"], s["mean"], s["std"], **self.augment, interpolation=s["interpolation"]
+        )
 
     @property
     def plan_path(self) -> Path:

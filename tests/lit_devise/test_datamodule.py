@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from lit_common.errors import InputError
 from lit_devise import precompute
 from lit_devise.datamodule import DeviseDataModule
 from lit_devise.images import ImageDataError, load_rgb
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.split_plan import SplitPlanner, read_plan, write_plan
 from lit_devise.synthetic import make_shapes
-from lit_devise.transforms import eval_transform
+from lit_devise.transforms import eval_transform, resolve_settings
 from tests.helpers import write_unreadable
 
 BACKBONE = {"name": "resnet18", "init_seed": 3}
@@ -248,3 +249,37 @@ def test_kaggle_layout_end_to_end(tmp_path: Path) -> None:
         "ILSVRC2012_val_00000001.JPEG": 0,
         "ILSVRC2012_val_00000002.JPEG": 1,
     }
+
+
+def test_preprocessing_follows_the_backbone_weights_unless_the_config_says() -> None:
+    """torchvision weights bring their own crop, resize, normalisation and interpolation (read from
+    their metadata: nothing is downloaded); a config value overrides each one."""
+    resnet50 = {"backbone": "resnet50", "weights": "DEFAULT"}
+    assert resolve_settings(resnet50) == {
+        "image_size": 224, "resize_ratio": 224 / 232, "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225], "interpolation": "bilinear",
+    }  # fmt: skip
+    effnet = resolve_settings({"backbone": "efficientnet_b3", "weights": "IMAGENET1K_V1"})
+    assert (effnet["image_size"], effnet["resize_ratio"], effnet["interpolation"]) == (
+        300, 300 / 320, "bicubic",
+    )  # fmt: skip
+    mine = resolve_settings(resnet50, image_size=64, mean=[0.5, 0.5, 0.5])
+    assert (mine["image_size"], mine["mean"], mine["resize_ratio"]) == (64, [0.5] * 3, 224 / 232)
+    plain = resolve_settings({"backbone": "cifar_resnet20", "weights": None})
+    assert (plain["image_size"], plain["resize_ratio"], plain["interpolation"]) == (
+        224, 0.875, "bilinear",
+    )  # fmt: skip
+    with pytest.raises(InputError, match=r"interpolation='lanczos' unknown; valid: \['nearest'"):
+        resolve_settings(resnet50, interpolation="lanczos")
+    with pytest.raises(InputError, match=r"image_size=0: expected an int >= 8"):
+        resolve_settings(resnet50, image_size=0)
+    transform = eval_transform(**effnet)
+    assert transform.transforms[0].size == 320 and transform.transforms[1].size == (300, 300)
+
+
+def test_the_datamodule_uses_the_weights_preprocessing(shapes: Path, tmp_path: Path) -> None:
+    dm = datamodule(shapes, tmp_path, image_size=None, resize_ratio=None,
+                    backbone={"name": "resnet50", "weights": "DEFAULT"})  # fmt: skip
+    assert dm.transform_settings["resize_ratio"] == 224 / 232
+    assert dm.transform_settings["image_size"] == 224
+    assert dm.eval_transform().transforms[0].size == 232
