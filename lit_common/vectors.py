@@ -18,8 +18,9 @@ class VectorsError(InputError):
     """A vector source that cannot be used; the message names the file, line or setting."""
 
 
-def read_vec(path: Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
-    """Rows of a ``.vec`` text file for the ``wanted`` words, streaming the file.
+def read_vec(path: Path, wanted: set[str], dim: int, first: int = 0) -> dict[str, np.ndarray]:
+    """Rows of a ``.vec`` text file for the ``wanted`` words and for its ``first`` words (files
+    from fastText and word2vec list the most frequent words first), streaming the file.
 
     Raises:
         VectorsError: a missing file, a malformed line or a dimension other than ``dim`` (with the
@@ -28,6 +29,7 @@ def read_vec(path: Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise VectorsError(f"vector file {str(path)!r} does not exist")
     found: dict[str, np.ndarray] = {}
+    rows = 0
     with path.open(encoding="utf-8", errors="replace") as f:
         for line_no, line in enumerate(f, 1):
             parts = line.rstrip("\n").rstrip(" ").split(" ")
@@ -43,7 +45,8 @@ def read_vec(path: Path, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
                     f"{path}:{line_no}: expected a word and {dim} numbers, got {len(parts) - 1} "
                     "values (malformed line or wrong dimension)"
                 )
-            if parts[0] in wanted and parts[0] not in found:
+            rows += 1
+            if (rows <= first or parts[0] in wanted) and parts[0] not in found:
                 try:
                     found[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
                 except ValueError as err:

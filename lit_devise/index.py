@@ -3,11 +3,14 @@
 ``python -m lit_devise.index --ckpt CKPT --images DIR --out INDEX_DIR`` embeds every image under
 ``DIR`` (recursively; unreadable files are skipped, counted and listed) and writes:
 
-- ``INDEX_DIR/images/``: the image embeddings (ids: absolute paths), for text -> images and
-  image -> images;
+- ``INDEX_DIR/images/``: the image embeddings, for text -> images and image -> images; ids are
+  paths relative to the indexed folder, which ``index.json`` records (``images_root``), so the
+  index folder can move, and the images too (``lit_devise.search --images-root``);
 - ``INDEX_DIR/labels/``: the training classes' vectors plus, when the checkpoint's run had a noun
   list (or ``--nouns``), every WordNet noun with a vector, for image -> labels;
-- ``INDEX_DIR/index.json``: the checkpoint and word-vector file that ``lit_devise.search`` uses.
+- ``INDEX_DIR/words/``: the vectors text queries need (the vector file's ``--query-words`` most
+  frequent words plus every word of the labels), so a search never reloads the vector file;
+- ``INDEX_DIR/index.json``: the checkpoint, the images' root and what was skipped.
 """
 
 from __future__ import annotations
@@ -34,15 +37,17 @@ from lit_devise.transforms import eval_transform
 from lit_devise.wordvecs import VectorsError, WordVectors, label_vectors, read_nouns, wanted_words
 
 log = logging.getLogger(__name__)
+FORMAT = 2  # 1: absolute image paths as ids, text queries read the vector file
 
 
 def list_images(folder: str | Path) -> list[str]:
+    """Absolute paths of the images under ``folder``, all of them inside it (links are not
+    followed out of it: an id is the path below the folder)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageDataError(f"image folder {str(folder)!r} does not exist")
-    paths = sorted(
-        str(p.resolve()) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    folder = folder.resolve()
+    paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise ImageDataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     return paths
@@ -107,8 +112,11 @@ def build_index(
     vectors: str | None = None,
     batch_size: int = 64,
     device: str = "auto",
+    query_words: int = 50_000,
 ) -> dict[str, Any]:
     """Embed, index and save; returns what ``index.json`` records."""
+    if query_words < 0:
+        raise InputError(f"query_words={query_words}: expected >= 0")
     module = DeviseModule.from_checkpoint(ckpt)
     assert module.devise is not None
     vectors = vectors or module.devise.get("vectors_path")
@@ -120,16 +128,27 @@ def build_index(
     if not good:
         raise ImageDataError(f"none of the {len(paths)} images under {images} could be read")
     out = Path(out)
-    KnnIndex(backend).build(embeddings, good, {"kind": "images"}).save(out / "images")
+    root = Path(images).resolve()
+    ids = [Path(p).relative_to(root).as_posix() for p in good]
+    KnnIndex(backend).build(embeddings, ids, {"kind": "images"}).save(out / "images")
     label_vecs, label_ids, label_names = label_table(module.devise, nouns, vectors)
     KnnIndex(backend).build(label_vecs, label_ids, {"kind": "labels", "names": label_names}).save(
         out / "labels"
     )
+    n_words = 0
+    if vectors:
+        words = wanted_words(label_names) | {w.lower() for n in label_names for w in n.split()}
+        table = WordVectors.load(vectors, words, allow_empty=True, first=query_words)
+        table.save(out / "words")
+        n_words = len(table)
     info = {
+        "format": FORMAT,
         "ckpt": str(Path(ckpt).resolve()),
+        "images_root": str(root),
         "vectors_path": str(Path(vectors).resolve()) if vectors else None,
+        "query_words": n_words,
         "images": len(good),
-        "unreadable": bad,
+        "unreadable": [Path(p).relative_to(root).as_posix() for p in bad],
         "labels": len(label_ids),
         "classes": len(module.devise["class_ids"]),
         "backend": backend,
@@ -152,6 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--vectors", help="word vectors for the nouns and text queries (default: the run's)"
     )
+    parser.add_argument(
+        "--query-words",
+        type=int,
+        default=50_000,
+        help="most frequent words of the vector file kept for text queries (besides the labels' "
+        "words); searches never reload the vector file",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
     args = parser.parse_args(argv)
@@ -166,13 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.vectors,
             args.batch_size,
             args.device,
+            args.query_words,
         )
     except InputError as err:  # checkpoint, images, vectors, index: every bad input
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(
-        f"indexed {info['images']} images ({len(info['unreadable'])} unreadable, skipped) and "
-        f"{info['labels']} labels ({info['classes']} classes) with {args.backend} in {args.out}"
+        f"indexed {info['images']} images ({len(info['unreadable'])} unreadable, skipped), "
+        f"{info['labels']} labels ({info['classes']} classes) and {info['query_words']} query "
+        f"words with {args.backend} in {args.out}"
     )
     return 0
 

@@ -3,8 +3,11 @@
 ``python -m lit_devise.search --index INDEX_DIR (--text "engine boat" | --image FILE) [--k 9]
 [--target images|labels] [--out grid.png]`` prints one result per line, ``<rank> <score> <label or
 path>`` (score: cosine similarity), and with ``--out`` writes an image grid of the results. A text
-query is the mean of its words' vectors (DeViSE's "words and sums of words"); an image query is the
-image's embedding from the index's checkpoint.
+query is the mean of its words' vectors (DeViSE's "words and sums of words"), looked up in the
+query words the index keeps (``--vectors FILE`` looks them up in a vector file instead); an image
+query is the image's embedding from the index's checkpoint. Image paths are the index's ids below
+its ``images_root`` (``--images-root`` when the images moved); an id that leaves that folder is
+refused.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -36,11 +39,37 @@ def _index_info(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def text_query(text: str, vectors_path: str | None) -> np.ndarray:
-    if not vectors_path:
-        raise VectorsError("the index records no word-vector file; give --vectors")
+def text_query(text: str, vectors_path: str | None, words_dir: Path | None = None) -> np.ndarray:
+    """The query's vector from ``vectors_path`` when given, else from the index's query words
+    (``words_dir``)."""
     words = text.replace(",", " ").split()
-    return WordVectors.load(vectors_path, words, allow_empty=True).query(text)
+    if vectors_path:
+        return WordVectors.load(vectors_path, words, allow_empty=True).query(text)
+    if words_dir is None or not (words_dir / "words.json").is_file():
+        raise VectorsError("the index keeps no query words (built without vectors); give --vectors")
+    table = WordVectors.load_saved(words_dir, words)
+    missing = [w for w in words if w not in table]
+    if missing:
+        raise VectorsError(
+            f"no word vector for {missing} among the index's query words; rebuild the index with "
+            "a larger --query-words, or give --vectors FILE to look them up there"
+        )
+    return table.query(text)
+
+
+def image_path(info: dict[str, Any], image_id: str, images_root: str | None = None) -> str:
+    """The file of an image id: a path below the index's ``images_root`` (or ``images_root``
+    given here, when the images moved); format-1 indices stored absolute paths.
+
+    Raises:
+        KnnError: an id that is absolute or climbs out of the root (a tampered index).
+    """
+    if info.get("format", 1) < 2:
+        return image_id
+    relative = PurePosixPath(image_id)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise KnnError(f"image id {image_id!r} leaves the indexed folder; the index is damaged")
+    return str(Path(images_root or info["images_root"]) / relative)
 
 
 def image_query(image: str, ckpt: str, device: str = "auto") -> np.ndarray:
@@ -60,8 +89,11 @@ def search(
     target: str = "images",
     vectors: str | None = None,
     ckpt: str | None = None,
+    images_root: str | None = None,
 ) -> list[tuple[int, float, str]]:
-    """Ranked ``(rank, cosine, label or path)`` for one query; ranks start at 1."""
+    """Ranked ``(rank, cosine, label or path)`` for one query; ranks start at 1. ``vectors``:
+    look the text up in this vector file instead of the index's query words; ``images_root``:
+    where the indexed images are now."""
     if (text is None) == (image is None):
         raise InputError("give exactly one of text= and image=")
     if target not in TARGETS:
@@ -69,7 +101,9 @@ def search(
     folder = Path(index_dir)
     info = _index_info(folder)
     if text is not None:
-        query = text_query(text, vectors or info.get("vectors_path"))
+        if info.get("format", 1) < 2:  # older indices kept no query words
+            vectors = vectors or info.get("vectors_path")
+        query = text_query(text, vectors, folder / "words")
     else:
         query = image_query(str(image), ckpt or info["ckpt"])
     index = KnnIndex.load(folder / target)
@@ -79,7 +113,10 @@ def search(
     for rank, (score, row) in enumerate(zip(scores[0], rows[0], strict=True), 1):
         if row < 0:
             continue
-        label = f"{names[row].split(',')[0]} ({index.ids[row]})" if names else index.ids[row]
+        if names:
+            label = f"{names[row].split(',')[0]} ({index.ids[row]})"
+        else:
+            label = image_path(info, index.ids[row], images_root)
         results.append((rank, float(score), label))
     return results
 
@@ -109,14 +146,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="search images (default) or labels (classes and nouns)",
     )
     parser.add_argument("--out", help="write an image grid of the results here (PNG)")
-    parser.add_argument("--vectors", help="word vectors for --text (default: the index's)")
+    parser.add_argument(
+        "--vectors", help="look --text up in this vector file (default: the index's query words)"
+    )
     parser.add_argument("--ckpt", help="checkpoint for --image (default: the index's)")
+    parser.add_argument(
+        "--images-root", help="where the indexed images are now (default: where they were indexed)"
+    )
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error(f"--k {args.k}: expected >= 1")
     try:
         results = search(
-            args.index, args.text, args.image, args.k, args.target, args.vectors, args.ckpt
+            args.index,
+            args.text,
+            args.image,
+            args.k,
+            args.target,
+            args.vectors,
+            args.ckpt,
+            args.images_root,
         )
         for rank, score, label in results:
             print(f"{rank} {score:.4f} {label}")

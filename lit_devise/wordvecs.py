@@ -12,6 +12,7 @@ Only the vectors of the words a run asks for are kept (a fastText ``.vec`` holds
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_common.cache import load_array
+from lit_common.errors import InputError
 from lit_common.vectors import VectorsError, read_vec, vec_dimension
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,11 @@ class WordVectors:
         self.source = source
 
     @classmethod
-    def load(cls, path: str | Path, words: Iterable[str], allow_empty: bool = False) -> WordVectors:
-        """The vectors of ``words`` (any case) in a fastText ``.bin`` or a ``.vec`` text file.
+    def load(
+        cls, path: str | Path, words: Iterable[str], allow_empty: bool = False, first: int = 0
+    ) -> WordVectors:
+        """The vectors of ``words`` (any case) in a fastText ``.bin`` or a ``.vec`` text file, and
+        of the file's ``first`` (most frequent) words.
 
         Raises:
             VectorsError: a missing or malformed file (with the line number), or, unless
@@ -97,8 +103,10 @@ class WordVectors:
             table = {
                 w: model.get_word_vector(w) for w in sorted(wanted) if model.get_word_id(w) >= 0
             }
+            for w in model.get_words()[:first]:  # fastText orders its words by frequency
+                table.setdefault(w, model.get_word_vector(w))
         else:
-            table = read_vec(path, wanted, vec_dimension(path))
+            table = read_vec(path, wanted, vec_dimension(path), first)
         if not table and not allow_empty:
             raise VectorsError(
                 f"{path}: none of the {len(wanted)} words asked for has a vector; make sure the "
@@ -108,6 +116,40 @@ class WordVectors:
 
     def __contains__(self, word: str) -> bool:
         return word.lower() in self.table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def save(self, folder: str | Path) -> None:
+        """The table as ``words.json`` (its words, in row order) and ``vectors.npy`` (float32),
+        so a search index answers text queries without the vector file."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        words = list(self.table)
+        matrix = np.stack([self.table[w] for w in words]) if words else np.zeros((0, self.dim))
+        np.save(folder / "vectors.npy", matrix.astype(np.float32))
+        (folder / "words.json").write_text(json.dumps(words, ensure_ascii=False))
+
+    @classmethod
+    def load_saved(cls, folder: str | Path, words: Iterable[str]) -> WordVectors:
+        """The rows of ``words`` (any case) from a folder ``save`` wrote (memory-mapped: only
+        those rows are read).
+
+        Raises:
+            VectorsError: a folder without the two files, or files that disagree.
+        """
+        folder = Path(folder)
+        try:
+            saved = json.loads((folder / "words.json").read_text(encoding="utf-8"))
+            matrix = load_array(folder / "vectors.npy", mmap_mode="r")
+        except (OSError, ValueError, InputError) as err:
+            raise VectorsError(f"{folder}: no readable query words ({err})") from None
+        if not isinstance(saved, list) or matrix.ndim != 2 or len(saved) != len(matrix):
+            raise VectorsError(f"{folder}: words.json and vectors.npy disagree; rebuild the index")
+        row = {w: i for i, w in enumerate(saved)}
+        wanted = {w.lower() for w in words}
+        table = {w: np.array(matrix[row[w]]) for w in wanted if w in row}
+        return cls(table, f"{folder} ({len(saved)} query words)")
 
     def phrase(self, lemma: str) -> np.ndarray | None:
         """One lemma's vector: the lemma as one entry, else the mean of its words, else None."""

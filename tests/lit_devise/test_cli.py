@@ -131,3 +131,61 @@ def test_bad_queries_get_one_clear_line(built: dict[str, Any], tmp_path: Path) -
         str(tmp_path / "o"),
     )
     assert proc.returncode == 1 and "error: checkpoint" in proc.stderr
+
+
+def test_text_queries_never_read_the_vector_file(
+    built: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index keeps the query words (the file's most frequent plus the labels' words): a text
+    search reads no vector file unless --vectors asks for one."""
+    import json
+
+    info = json.loads((built["index"] / "index.json").read_text())
+    assert info["format"] == 2 and info["query_words"] > 0
+    expected = search_cli.search(built["index"], text="red circle", k=5)
+
+    def no_file(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a text query read the vector file")
+
+    monkeypatch.setattr(search_cli.WordVectors, "load", no_file)
+    assert search_cli.search(built["index"], text="red circle", k=5) == expected
+    with pytest.raises(search_cli.VectorsError, match=r"no word vector for \['zeppelin'\] among"):
+        search_cli.search(built["index"], text="red zeppelin", k=5)
+    monkeypatch.undo()
+    with pytest.raises(search_cli.VectorsError, match=r"no word vector for \['zeppelin'\]"):
+        search_cli.search(built["index"], text="zeppelin", vectors=info["vectors_path"])
+
+
+def test_an_index_folder_and_its_images_can_move(built: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    moved_index = tmp_path / "elsewhere" / "idx"
+    shutil.copytree(built["index"], moved_index)
+    before = search_cli.search(built["index"], text="green", k=4)
+    assert search_cli.search(moved_index, text="green", k=4) == before
+    images = tmp_path / "photos"
+    shutil.copytree(built["images"].parent, images)
+    moved = search_cli.search(moved_index, text="green", k=4, images_root=str(images))
+    assert [(r, s) for r, s, _ in moved] == [(r, s) for r, s, _ in before]
+    assert all(Path(p).is_file() and Path(p).is_relative_to(images) for _, _, p in moved)
+    proc = run("lit_devise.search", "--index", str(moved_index), "--text", "green", "--k", "2",
+               "--images-root", str(images))  # fmt: skip
+    assert proc.returncode == 0 and all(str(images) in p for _, _, p in parse(proc.stdout))
+
+
+def test_an_id_that_leaves_the_indexed_folder_is_refused(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    tampered = tmp_path / "idx"
+    shutil.copytree(built["index"], tampered)
+    meta = json.loads((tampered / "images" / "index.json").read_text())
+    meta["ids"] = ["../../../../etc/passwd"] * len(meta["ids"])
+    (tampered / "images" / "index.json").write_text(json.dumps(meta))
+    proc = run("lit_devise.search", "--index", str(tampered), "--text", "red", "--k", "2")
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+    assert proc.stderr.strip() == (
+        "error: image id '../../../../etc/passwd' leaves the indexed folder; the index is damaged"
+    )
