@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_common import run
 from lit_common.checkpoint import best_checkpoint, read_checkpoint, resolve_ckpt_path
 from lit_common.wandb_logger import finish_wandb
+from lit_common.wandb_logger import make_wandb_logger as make_wandb_logger  # old configs' target
 
 # An absolute path: the `lit-train` console script imports this file as the module `train`, for
 # which Hydra would look for an importable `configs` package instead of the folder beside it.

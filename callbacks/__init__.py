@@ -5,6 +5,7 @@ Copy this folder into any Lightning 2.x project (``pytorch_lightning`` or ``ligh
 it imports nothing else from this repository.
 """
 
+from callbacks.errors import CallbackConfigError
 from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from callbacks.interrupt_checkpoint import InterruptCheckpoint
 from callbacks.one_cycle import OneCycleScheduler
@@ -12,6 +13,7 @@ from callbacks.random_state import RandomStateCheckpoint
 from callbacks.teacher_forcing import TeacherForcingScheduler
 
 __all__ = [
+    "CallbackConfigError",
     "InterruptCheckpoint",
     "NonFiniteLossError",
     "OneCycleScheduler",

@@ -13,6 +13,8 @@ from typing import Any
 
 from lightning_utilities.core.rank_zero import rank_zero_warn
 
+from callbacks.errors import CallbackConfigError
+
 _bases: list[type] = []
 for _name in ("lightning.pytorch", "pytorch_lightning"):
     try:
@@ -68,7 +70,7 @@ class StepScheduleCallback(LightningCallback):
         name = type(self).__name__
         if self._resolved_total_steps is None:
             if not math.isfinite(estimate):
-                raise ValueError(
+                raise CallbackConfigError(
                     f"{name} cannot infer its length in optimizer steps: {unknown_hint}"
                 )
             self._resolved_total_steps = int(estimate)

@@ -15,6 +15,7 @@ from typing import Any
 from typing_extensions import override
 
 from callbacks._lightning import LightningCallback
+from callbacks.errors import CallbackConfigError
 from callbacks.finite_loss import NonFiniteLossError
 
 
@@ -35,7 +36,9 @@ class InterruptCheckpoint(LightningCallback):
 
     def __init__(self, dirpath: str | Path, filename: str = "on_exception") -> None:
         if not filename or "/" in filename:
-            raise ValueError(f"InterruptCheckpoint(filename={filename!r}): expected a file name")
+            raise CallbackConfigError(
+                f"InterruptCheckpoint(filename={filename!r}): expected a file name"
+            )
         self.path = Path(dirpath) / f"{filename}.ckpt"
 
     @override

@@ -17,6 +17,7 @@ from lightning_utilities.core.rank_zero import rank_zero_warn
 from typing_extensions import override
 
 from callbacks._lightning import StepScheduleCallback, log_when_written
+from callbacks.errors import CallbackConfigError
 from callbacks.schedules import ONE_CYCLE_ANNEALERS, check_one_cycle_boundaries, one_cycle
 
 FloatOrList = float | Sequence[float]
@@ -25,7 +26,7 @@ FloatOrList = float | Sequence[float]
 def _check_positive(name: str, value: FloatOrList) -> None:
     values = list(value) if isinstance(value, Sequence) else [value]
     if not values or any(not isinstance(v, int | float) or not v > 0 for v in values):
-        raise ValueError(
+        raise CallbackConfigError(
             f"OneCycleScheduler({name}={value!r}): expected a number > 0 or a list of them"
         )
 
@@ -33,7 +34,7 @@ def _check_positive(name: str, value: FloatOrList) -> None:
 def _check_momentum(name: str, value: FloatOrList) -> None:
     values = list(value) if isinstance(value, Sequence) else [value]
     if not values or any(not isinstance(v, int | float) or not 0 <= v < 1 for v in values):
-        raise ValueError(
+        raise CallbackConfigError(
             f"OneCycleScheduler({name}={value!r}): expected a number in [0, 1) or a list"
         )
 
@@ -42,7 +43,7 @@ def _per_group(name: str, value: FloatOrList, n_groups: int) -> list[float]:
     """One value per param group, as torch's ``_format_param`` does, with a clearer message."""
     if isinstance(value, Sequence):
         if len(value) != n_groups:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"OneCycleScheduler({name}={list(value)!r}) has {len(value)} values but the "
                 f"optimizer has {n_groups} param groups; give one value or one per group"
             )
@@ -79,9 +80,9 @@ class OneCycleScheduler(StepScheduleCallback):
         max_momentum: momentum at the start and end, or one per param group.
 
     Raises:
-        ValueError: on an argument out of range; at fit start when a per-group list does not match
-            the param groups, when ``total_steps`` cannot be estimated (infinite training), or when
-            a phase would be empty.
+        CallbackConfigError: on an argument out of range; at fit start when a per-group list
+            does not match the param groups, when ``total_steps`` cannot be estimated (infinite
+            training), or when a phase would be empty.
         RuntimeError: at fit start when the module has more than one optimizer or also returns an
             LR scheduler for the optimizer this callback drives.
 
@@ -109,15 +110,15 @@ class OneCycleScheduler(StepScheduleCallback):
         if total_steps is not None and (
             isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1
         ):
-            raise ValueError(
+            raise CallbackConfigError(
                 f"OneCycleScheduler(total_steps={total_steps!r}): expected an int >= 1"
             )
         if not isinstance(pct_start, int | float) or not 0 <= pct_start <= 1:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"OneCycleScheduler(pct_start={pct_start!r}): expected a number in [0, 1]"
             )
         if anneal_strategy not in ONE_CYCLE_ANNEALERS:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"OneCycleScheduler(anneal_strategy={anneal_strategy!r}) unknown; "
                 f"valid: {sorted(ONE_CYCLE_ANNEALERS)}"
             )

@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from callbacks.errors import CallbackConfigError
+
 AnnealFn = Callable[[float, float, float], float]
 
 
@@ -66,7 +68,7 @@ def piecewise(step: float, phases: Sequence[Phase], anneal: AnnealFn) -> float:
             pct = (step - start_step) / (phase.end_step - start_step)
             return anneal(phase.start, phase.end, pct)
         start_step = phase.end_step
-    raise ValueError("piecewise() needs at least one phase")
+    raise CallbackConfigError("piecewise() needs at least one phase")
 
 
 def one_cycle_boundaries(total_steps: int, pct_start: float, three_phase: bool) -> list[float]:
@@ -84,12 +86,12 @@ def check_one_cycle_boundaries(total_steps: int, pct_start: float, three_phase: 
     """Raise when a phase would be empty (torch divides by zero there).
 
     Raises:
-        ValueError: naming ``total_steps`` and ``pct_start`` and what would fix them.
+        CallbackConfigError: naming ``total_steps`` and ``pct_start`` and what would fix them.
     """
     start = 0.0
     for end in one_cycle_boundaries(total_steps, pct_start, three_phase):
         if end == start:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"one-cycle schedule with total_steps={total_steps}, pct_start={pct_start}, "
                 f"three_phase={three_phase} has an empty phase ending at step {end}; "
                 "make sure total_steps * pct_start is not 1 and pct_start < 1 "

@@ -14,6 +14,7 @@ from typing import Any
 from typing_extensions import override
 
 from callbacks._lightning import StepScheduleCallback, log_when_written
+from callbacks.errors import CallbackConfigError
 from callbacks.schedules import DECAY_SHAPES, decay
 
 GRANULARITIES = ("step", "epoch")
@@ -41,7 +42,7 @@ class TeacherForcingScheduler(StepScheduleCallback):
         granularity: ``"step"`` (a new value every optimizer step) or ``"epoch"``.
 
     Raises:
-        ValueError: on an argument out of range, or an exponential shape with ``start`` or
+        CallbackConfigError: on an argument out of range, or an exponential shape with ``start`` or
             ``end`` <= 0; at train start when the epoch length is unknown (iterable dataset)
             and ``steps`` is not given or ``granularity="epoch"``.
         AttributeError: at setup when the module has no attribute ``attr``.
@@ -64,16 +65,16 @@ class TeacherForcingScheduler(StepScheduleCallback):
         granularity: str = "step",
     ) -> None:
         if shape not in DECAY_SHAPES:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"TeacherForcingScheduler(shape={shape!r}) unknown; valid: {sorted(DECAY_SHAPES)}"
             )
         for name, value in (("start", start), ("end", end)):
             if not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ValueError(
+                raise CallbackConfigError(
                     f"TeacherForcingScheduler({name}={value!r}): expected a probability"
                 )
         if shape == "exponential" and (start <= 0 or end <= 0):
-            raise ValueError(
+            raise CallbackConfigError(
                 f"TeacherForcingScheduler(shape='exponential', start={start}, end={end}): "
                 "geometric decay needs start > 0 and end > 0 (e.g. end=0.01), or use shape='cosine'"
             )
@@ -81,14 +82,18 @@ class TeacherForcingScheduler(StepScheduleCallback):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
-                raise ValueError(f"TeacherForcingScheduler({name}={value!r}): expected an int >= 1")
+                raise CallbackConfigError(
+                    f"TeacherForcingScheduler({name}={value!r}): expected an int >= 1"
+                )
         if granularity not in GRANULARITIES:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"TeacherForcingScheduler(granularity={granularity!r}) unknown; "
                 f"valid: {list(GRANULARITIES)}"
             )
         if not attr.isidentifier():
-            raise ValueError(f"TeacherForcingScheduler(attr={attr!r}): expected an attribute name")
+            raise CallbackConfigError(
+                f"TeacherForcingScheduler(attr={attr!r}): expected an attribute name"
+            )
         super().__init__()
         self.start = float(start)
         self.end = float(end)
@@ -124,7 +129,7 @@ class TeacherForcingScheduler(StepScheduleCallback):
             "in optimizer steps) and granularity='step'"
         )
         if self.granularity == "epoch" and self._steps_per_epoch is None:
-            raise ValueError(f"TeacherForcingScheduler(granularity='epoch'): {unknown}")
+            raise CallbackConfigError(f"TeacherForcingScheduler(granularity='epoch'): {unknown}")
         if self.steps is not None:
             estimate: float = self.steps
         elif self._steps_per_epoch is None:

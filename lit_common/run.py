@@ -20,7 +20,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 
-from callbacks import NonFiniteLossError
+from callbacks import CallbackConfigError, NonFiniteLossError
 from lit_common.errors import InputError
 from lit_common.reporting import ScheduleFigure
 from lit_common.wandb_logger import RememberWandbRun, WandbBestSummary
@@ -33,8 +33,12 @@ class ConfigError(InputError):
 
 
 # Bad input (a file, a setting): one `error: ...` line, never a traceback. Every package's input
-# error derives from InputError; the callbacks (Lightning only) have their own NonFiniteLossError.
-INPUT_ERRORS: tuple[type[BaseException], ...] = (InputError, NonFiniteLossError)
+# error derives from InputError; the callbacks (Lightning only) have their own two.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    InputError,
+    CallbackConfigError,
+    NonFiniteLossError,
+)
 
 
 @contextmanager

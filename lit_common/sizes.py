@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from lit_common.checkpoint import CheckpointError, read_checkpoint
+from lit_common.errors import InputError
 
 M = TypeVar("M", bound="BuiltFromData")
+
+
+class DataMismatchError(InputError):
+    """A datamodule that cannot tell this model what it needs (another model's data)."""
 
 
 @runtime_checkable
@@ -33,12 +38,14 @@ class BuiltFromData:
     """Mixin for a ``LightningModule`` whose network is built from its datamodule's
     ``model_info()`` and rebuilt from the checkpoint's copy of it.
 
-    Subclasses set ``info_key`` (the checkpoint entry, e.g. ``"translation"``), ``info_what``
-    (how errors name a checkpoint without it) and ``train_command`` (what writes one), keep
-    ``self.net = None`` and ``self.info = None`` until built, and define ``build_net``.
+    Subclasses set ``info_key`` (the checkpoint entry, e.g. ``"translation"``), ``info_keys``
+    (what ``model_info()`` must hold), ``info_what`` (how errors name a checkpoint without it)
+    and ``train_command`` (what writes one), keep ``self.net = None`` and ``self.info = None``
+    until built, and define ``build_net``.
     """
 
     info_key: ClassVar[str]
+    info_keys: ClassVar[tuple[str, ...]] = ()
     info_what: ClassVar[str]
     train_command: ClassVar[str]
     net: Any
@@ -66,12 +73,20 @@ class BuiltFromData:
         if self.net is not None or getattr(self, "_trainer", None) is None:
             return  # built already, or load_from_checkpoint: on_load_checkpoint builds it
         datamodule = getattr(self.trainer, "datamodule", None)  # type: ignore[attr-defined]
+        name = type(self).__name__
         if not isinstance(datamodule, ModelInfoSource):
-            raise RuntimeError(
-                f"{type(self).__name__} builds its network from a datamodule's model_info() "
-                f"(lit_common.sizes.ModelInfoSource); got {type(datamodule).__name__}"
+            raise DataMismatchError(
+                f"{name} builds its network from a datamodule's model_info() "
+                f"(lit_common.sizes.ModelInfoSource); got {type(datamodule).__name__}: "
+                "pass the model's own data config"
             )
         info = datamodule.model_info()
+        missing = [key for key in self.info_keys if key not in info]
+        if missing:
+            raise DataMismatchError(
+                f"{name} needs data whose model_info() has {list(self.info_keys)}; "
+                f"{type(datamodule).__name__} lacks {missing}: pass the model's own data config"
+            )
         self.check_data(info, datamodule)
         self.build_net(info)
         self.after_build(datamodule)

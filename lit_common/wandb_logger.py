@@ -1,8 +1,8 @@
 """The W&B side of a run: a logger that never waits on the network, best-value summaries, and a
 run id kept in checkpoints so a resumed run continues the same W&B run.
 
-``configs/logger/wandb.yaml`` targets ``make_wandb_logger``; ``lit_common.run.build`` adds the two
-callbacks whenever a run has a ``WandbLogger``.
+``configs/logger/wandb.yaml`` targets ``make_wandb_logger``; ``lit_common.run.run_callbacks``
+(called by ``train.build``) adds the two callbacks whenever a run has a ``WandbLogger``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def make_wandb_logger(
     )
 
 
-# Metrics whose W&B summary is their best value rather than the last one logged (glob patterns).
+# Metrics whose W&B summary is their best value rather than the last one logged (glob patterns),
+# besides every metric a ModelCheckpoint monitors (with its mode), whatever the model.
 WANDB_BEST = {
     "val/bleu": "max",
     "val/loss": "min",
@@ -78,9 +79,14 @@ class WandbBestSummary(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         if not trainer.is_global_zero:
             return
+        best = dict(WANDB_BEST)
+        for callback in trainer.checkpoint_callbacks:
+            monitor = getattr(callback, "monitor", None)
+            if monitor:
+                best[monitor] = "max" if getattr(callback, "mode", "min") == "max" else "min"
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
-                for name, summary in WANDB_BEST.items():
+                for name, summary in best.items():
                     logger.experiment.define_metric(name, summary=summary)
 
 

@@ -212,9 +212,10 @@ class DeviseDataModule(pl.LightningDataModule):
         return [p for s in SPLITS for p in plan["splits"][s]["paths"]]
 
     def features_path(self, plan: dict[str, Any]) -> Path:
-        key = cache_key(
-            self.backbone, self.transform_settings, self._all_paths(plan), self.cache_dtype
-        )
+        transform = dict(self.transform_settings)
+        if transform.get("interpolation") == "bilinear":  # keys from before it was a setting
+            del transform["interpolation"]
+        key = cache_key(self.backbone, transform, self._all_paths(plan), self.cache_dtype)
         return self.cache_root / f"features-{key}"
 
     def _log_report(self, plan: dict[str, Any]) -> None:

@@ -41,8 +41,8 @@ FORMAT = 2  # 1: absolute image paths as ids, text queries read the vector file
 
 
 def list_images(folder: str | Path) -> list[str]:
-    """Absolute paths of the images under ``folder``, all of them inside it (links are not
-    followed out of it: an id is the path below the folder)."""
+    """Absolute paths of the images under ``folder``, each named by its place below the folder
+    (its id): a linked file keeps its link's name, so ids never leave the folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageDataError(f"image folder {str(folder)!r} does not exist")
@@ -84,22 +84,27 @@ def embed_images(
 
 
 def label_table(
-    devise: dict[str, Any], nouns_path: str | None, vectors_path: str | None
+    devise: dict[str, Any], nouns: tuple[list[str], list[str]] | None, table: WordVectors | None
 ) -> tuple[np.ndarray, list[str], list[str]]:
-    """(vectors, ids, names) of the training classes, then of the nouns with a vector."""
+    """(vectors, ids, names) of the training classes, then of the ``nouns`` (ids, names) with a
+    vector in ``table``."""
     vectors = np.asarray(devise["class_vectors"], dtype=np.float32)
     ids, names = list(devise["class_ids"]), list(devise["class_names"])
-    if nouns_path:
-        noun_ids, noun_names = read_nouns(nouns_path)
-        if not vectors_path:
+    if nouns:
+        noun_ids, noun_names = nouns
+        if table is None:
             raise VectorsError("a noun list needs word vectors: give --vectors")
-        table = WordVectors.load(vectors_path, wanted_words(noun_names))
-        nouns = label_vectors(noun_ids, noun_names, table)
+        nouns_found = label_vectors(noun_ids, noun_names, table)
+        if not nouns_found.ids:
+            raise VectorsError(
+                f"{table.source}: none of the {len(noun_ids)} nouns has a vector; make sure the "
+                "file is an English word-vector file (fastText .bin/.vec or word2vec text)"
+            )
         known = set(ids)
-        keep = [i for i, nid in enumerate(nouns.ids) if nid not in known]
-        vectors = np.concatenate([vectors, nouns.vectors[keep]])
-        ids += [nouns.ids[i] for i in keep]
-        names += [nouns.names[i] for i in keep]
+        keep = [i for i, nid in enumerate(nouns_found.ids) if nid not in known]
+        vectors = np.concatenate([vectors, nouns_found.vectors[keep]])
+        ids += [nouns_found.ids[i] for i in keep]
+        names += [nouns_found.names[i] for i in keep]
     return vectors, ids, names
 
 
@@ -131,16 +136,20 @@ def build_index(
     root = Path(images).resolve()
     ids = [Path(p).relative_to(root).as_posix() for p in good]
     KnnIndex(backend).build(embeddings, ids, {"kind": "images"}).save(out / "images")
-    label_vecs, label_ids, label_names = label_table(module.devise, nouns, vectors)
+    # One read of the vector file (a fastText .bin can be GBs): the nouns' vectors, the labels'
+    # words and the file's most frequent words, kept in the index for text queries.
+    noun_list = read_nouns(nouns) if nouns else None
+    table = None
+    if vectors:
+        label_names = [*module.devise["class_names"], *(noun_list[1] if noun_list else [])]
+        words = wanted_words(label_names)
+        table = WordVectors.load(vectors, words, allow_empty=True, first=query_words)
+        table.save(out / "words")
+    label_vecs, label_ids, label_names = label_table(module.devise, noun_list, table)
     KnnIndex(backend).build(label_vecs, label_ids, {"kind": "labels", "names": label_names}).save(
         out / "labels"
     )
-    n_words = 0
-    if vectors:
-        words = wanted_words(label_names) | {w.lower() for n in label_names for w in n.split()}
-        table = WordVectors.load(vectors, words, allow_empty=True, first=query_words)
-        table.save(out / "words")
-        n_words = len(table)
+    n_words = len(table) if table is not None else 0
     info = {
         "format": FORMAT,
         "ckpt": str(Path(ckpt).resolve()),

@@ -40,6 +40,27 @@ BACKBONE_KEYS = ("backbone", "weights", "weights_path", "init_seed")
 __all__ = ["CheckpointError", "ConfigMismatchError", "DeviseModule", "HitAtK", "devise_loss"]
 
 
+RESUME_KEYS = (  # model_info entries a resumed run must share with the checkpoint
+    ("class_ids", "classes"),
+    ("seen", "hold-out classes"),
+    ("transform", "preprocessing"),
+    ("backbone", "backbone"),
+)
+
+
+def _comparable(key: str, value: Any) -> Any:
+    """``value`` as plain data; a checkpoint from before ``interpolation`` was a setting used
+    bilinear resizing."""
+    if key == "transform" and isinstance(value, dict):
+        return {"interpolation": "bilinear", **value}
+    return value
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ConfigMismatchError(InputError):
     """Model and data settings that cannot work together; the message says which keys."""
 
@@ -145,6 +166,7 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
 
     # -- construction (lit_common.sizes: built from the data's model_info, kept in checkpoints) --
     info_key = "devise"
+    info_keys = ("class_ids", "class_names", "seen", "class_vectors", "precompute", "backbone")
     info_what = "DeViSE checkpoint (no class vectors in it)"
     train_command = "python train.py model=devise"
 
@@ -171,6 +193,26 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
                 f"data.precompute=true caches activations of backbone {info['backbone']} but the "
                 f"model has {mine} with freeze={self.config.freeze}; precompute needs the same "
                 "frozen backbone: set data.precompute=false to fine-tune"
+            )
+
+    def check_resume(self, saved: dict[str, Any]) -> None:
+        """Refuse to continue a run on other classes, hold-out, label vectors, preprocessing or
+        backbone: the scores would mean something else (zero-shot on a class trained on)."""
+        assert self.info is not None
+        differ = []
+        for key, what in RESUME_KEYS:
+            mine, theirs = _comparable(key, self.info.get(key)), _comparable(key, saved.get(key))
+            if mine != theirs:
+                differ.append(f"{what} (checkpoint {_short(theirs)}, data {_short(mine)})")
+        mine_v = torch.as_tensor(self.info["class_vectors"], dtype=torch.float32)
+        theirs_v = torch.as_tensor(saved["class_vectors"], dtype=torch.float32)
+        if mine_v.shape != theirs_v.shape or not torch.allclose(mine_v, theirs_v, atol=1e-5):
+            differ.append("the classes' word vectors")
+        if differ:
+            raise CheckpointError(
+                "the checkpoint was trained on other data: "
+                + "; ".join(differ)
+                + ". Resume with the data settings it was trained with, or start a new run"
             )
 
     @classmethod

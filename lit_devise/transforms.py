@@ -78,10 +78,9 @@ def weights_preprocessing(backbone: str, weights: str | None) -> dict[str, Any]:
         return {}
     from torchvision.models import get_model_weights
 
-    try:
-        enum = get_model_weights(backbone)
-        chosen = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
-    except (ValueError, KeyError):
+    try:  # verify() takes "DEFAULT", "IMAGENET1K_V2" and "ResNet50_Weights.IMAGENET1K_V2"
+        chosen = get_model_weights(backbone).verify(weights)
+    except (ValueError, KeyError, TypeError):
         return {}  # an unknown name: the backbone reports it with the valid choices
     preset = chosen.transforms()
     crop, resize = preset.crop_size[0], preset.resize_size[0]

@@ -123,6 +123,7 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
 
     # -- construction (lit_common.sizes: built from the data's model_info, kept in checkpoints) --
     info_key = "translation"
+    info_keys = ("src_vocab", "tgt_vocab", "detokenizer")
     info_what = "translation checkpoint (no vocabularies in it)"
     train_command = "python train.py model=seq2seq"
 

@@ -6,6 +6,7 @@ through the configs' ``_target_``). Tests and bench may import anything."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,26 @@ def test_the_checker_sees_lazy_and_dotted_imports(tmp_path: Path) -> None:
         "from . import sibling\n"
     )
     assert project_imports(source) == {(2, "lit_seq2seq"), (4, "lit_devise")}
+
+
+# What `pip install lit-translate-devise` (no extras) brings: torch, Lightning (with its own
+# lightning_utilities and typing_extensions) and NumPy; matplotlib only for `callbacks.plot`.
+CALLBACK_DEPENDENCIES = {"torch", "pytorch_lightning", "lightning", "lightning_utilities",
+                         "typing_extensions", "numpy", "matplotlib"}  # fmt: skip
+
+
+def test_callbacks_need_only_torch_lightning_and_numpy() -> None:
+    found = set()
+    for path in sorted((ROOT / "callbacks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {(path.name, a.name.split(".")[0]) for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add((path.name, node.module.split(".")[0]))
+    other = sorted(
+        (name, top)
+        for name, top in found
+        if top not in sys.stdlib_module_names and top not in {"callbacks", *CALLBACK_DEPENDENCIES}
+    )
+    assert not other, f"callbacks/ imports beyond torch, Lightning and NumPy: {other}"
+    assert ("plot.py", "matplotlib") in found and ("one_cycle.py", "torch") in found

@@ -11,6 +11,7 @@ import hydra
 import pytest
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 import train
 from callbacks import OneCycleScheduler, TeacherForcingScheduler
@@ -404,11 +405,14 @@ def test_wandb_summary_keeps_best_values() -> None:
 
     WandbLogger = type("WandbLogger", (), {"experiment": Experiment()})
     logger = WandbLogger()
-    trainer = type("T", (), {"is_global_zero": True, "loggers": [logger]})()
+    monitored = ModelCheckpoint(monitor="val/acc", mode="max")  # a third model's metric
+    trainer = type("T", (), {"is_global_zero": True, "loggers": [logger],
+                             "checkpoint_callbacks": [ModelCheckpoint(), monitored]})()  # fmt: skip
     WandbBestSummary().on_fit_start(trainer, None)  # type: ignore[arg-type]
     defined = logger.experiment.defined
     assert defined["val/bleu"] == "max" and defined["val/loss"] == "min"
     assert defined["val/hit_at_*"] == "max" and defined["zeroshot/hit_at_*"] == "max"
+    assert defined["val/acc"] == "max"
 
 
 def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
@@ -444,6 +448,8 @@ def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
         (("data.batch_size=0",), "batch_size=0: expected >= 1"),
         (("data.chunk_batches=0",), "chunk_batches=0: expected >= 1"),
         (("model=devise", "model.loss=l2"), "loss='l2' unknown; valid: "),
+        (("callbacks.teacher_forcing.granularity=month",), "TeacherForcingScheduler(granularity="),
+        (("callbacks.one_cycle.pct_start=1.5",), "OneCycleScheduler(pct_start=1.5)"),
     ],
 )
 def test_bad_settings_are_one_error_line(

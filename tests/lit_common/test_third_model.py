@@ -1,7 +1,8 @@
 """Adding a model takes one package plus one YAML per config group, and no edit anywhere else:
-``tests/third_model.py`` (built from ``lit_common`` and ``callbacks`` alone) gets a model, a data
-and a callbacks YAML beside a copy of ``configs/``, then trains through ``train.train``, keeps its
-best checkpoint, reports, and restores with ``load_from_checkpoint`` and ``from_checkpoint``."""
+``tests/lit_common/third_model.py`` (built from ``lit_common`` and ``callbacks`` alone) gets a
+model, a data and a callbacks YAML beside a copy of ``configs/``, then trains through
+``train.train``, keeps its best checkpoint, reports, and restores with ``load_from_checkpoint``
+and ``from_checkpoint``."""
 
 from __future__ import annotations
 

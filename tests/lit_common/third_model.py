@@ -82,6 +82,7 @@ class ArgmaxClassifier(BuiltFromData, pl.LightningModule):
     """An MLP over ``model_info()["n_features"]`` inputs onto its classes."""
 
     info_key = "argmax"
+    info_keys = ("n_features", "classes")
     info_what = "argmax classifier checkpoint (no class list in it)"
     train_command = "python train.py model=argmax"
 

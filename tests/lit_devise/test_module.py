@@ -127,3 +127,39 @@ def test_finetune_trains_the_backbone_and_skips_unreadable_images(tmp_path: Path
     junk = {"truncated.jpg", "empty.jpg", "text.jpg"}
     in_train = sum(Path(p).name in junk for p in datamodule.split_paths("train"))
     assert in_train > 0 and trainer.callback_metrics["train/skipped_images"] == in_train
+
+
+def test_resuming_on_other_data_is_refused_with_what_differs(devise_run: dict[str, Any]) -> None:
+    """A resumed run must share the checkpoint's classes, hold-out, label vectors, preprocessing
+    and backbone; a checkpoint from before `interpolation` existed still matches bilinear."""
+    module = DeviseModule.from_checkpoint(devise_run["ckpt"])
+    assert module.devise is not None
+    saved = dict(module.devise)
+    module.check_resume(saved)  # the same data
+    old = {**saved, "transform": {k: v for k, v in saved["transform"].items()
+                                  if k != "interpolation"}}  # fmt: skip
+    module.check_resume(old)
+    seen = list(saved["seen"])
+    seen[0] = not seen[0]
+    other = {**saved, "seen": seen, "transform": {**saved["transform"], "resize_ratio": 0.5}}
+    with pytest.raises(CheckpointError, match=r"hold-out classes \(checkpoint .*; preprocessing"):
+        module.check_resume(other)
+    vectors = torch.as_tensor(saved["class_vectors"]) + 1.0
+    with pytest.raises(CheckpointError, match="the classes' word vectors"):
+        module.check_resume({**saved, "class_vectors": vectors})
+
+
+def test_a_datamodule_of_another_model_is_one_error_line() -> None:
+    """The sizes protocol names what the model needs instead of a KeyError deep inside."""
+    from types import SimpleNamespace
+
+    from lit_common.sizes import DataMismatchError
+
+    module = DeviseModule(net={"backbone": "cifar_resnet20"})
+    translation_data = SimpleNamespace(model_info=lambda: {"src_vocab": [], "tgt_vocab": []})
+    module._trainer = SimpleNamespace(datamodule=translation_data)  # type: ignore[assignment]
+    with pytest.raises(DataMismatchError, match=r"lacks \['class_ids', 'class_names'"):
+        module.configure_model()
+    module._trainer = SimpleNamespace(datamodule=object())  # type: ignore[assignment]
+    with pytest.raises(DataMismatchError, match="builds its network from a datamodule's"):
+        module.configure_model()

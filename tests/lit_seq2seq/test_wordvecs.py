@@ -18,14 +18,7 @@ from lit_seq2seq.wordvecs import (
     train_fasttext,
     zeroed_allocations,
 )
-
-
-def write_vec(path: Path, rows: dict[str, list[float]], header: bool = True) -> Path:
-    dim = len(next(iter(rows.values())))
-    lines = [f"{len(rows)} {dim}"] if header else []
-    lines += [w + " " + " ".join(f"{x:.4f}" for x in v) for w, v in rows.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from tests.helpers import write_vec
 
 
 def test_read_vec_keeps_only_wanted_words(tmp_path: Path) -> None:
