@@ -20,8 +20,11 @@ from lit_common.wandb_logger import finish_wandb
 from lit_common.wandb_logger import make_wandb_logger as make_wandb_logger  # old configs' target
 
 # An absolute path: the `lit-train` console script imports this file as the module `train`, for
-# which Hydra would look for an importable `configs` package instead of the folder beside it.
-CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")
+# which Hydra would look for an importable `configs` package instead of the folder beside it. A
+# checkout (and an editable install) has configs/ beside this file; a wheel installs it as
+# lit_common/configs (setup.cfg).
+_BESIDE = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = str(_BESIDE if _BESIDE.is_dir() else Path(run.__file__).resolve().parent / "configs")
 OmegaConf.register_new_resolver(
     "config_choices", lambda group: run.config_choices(CONFIG_DIR, group), replace=True
 )

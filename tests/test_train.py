@@ -384,6 +384,44 @@ def test_console_scripts_work_from_any_directory(tmp_path: Path, script: str) ->
         assert "seq2seq_base" in proc.stdout, "a real choice ending in _base is kept"
 
 
+def test_a_wheel_install_finds_its_configs_from_any_directory(tmp_path: Path) -> None:
+    """`pip install .` (not editable) ships configs/ as lit_common/configs (setup.cfg), so the
+    installed `train` module finds them with no checkout around: built from a copy of the
+    repository, installed into a folder of its own, run from a third one."""
+    import os
+    import shutil
+
+    source = tmp_path / "source"
+    anywhere = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ruff_cache", ".pytest_cache")
+    top = {".venv", ".git", "logs", "data", "build", "dist", "outputs", "wandb"}  # not configs/data
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        at_top = Path(folder) == REPO_ROOT
+        return set(anywhere(folder, names)) | ({n for n in names if n in top} if at_top else set())
+
+    shutil.copytree(REPO_ROOT, source, ignore=ignore)
+    wheels, site, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+                    str(source)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = wheels.glob("*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    assert (site / "lit_common" / "configs" / "train.yaml").is_file()
+    assert not (site / "configs").exists(), "no top-level `configs` package"
+    elsewhere.mkdir()
+    code = "import sys, train; print(train.__file__); print(train.CONFIG_DIR); "
+    code += "sys.argv = ['lit-train', '--help']; train.main()"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True,
+                          text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    where, config_dir = proc.stdout.splitlines()[:2]
+    assert where == str(site / "train.py")
+    assert config_dir == str(site / "lit_common" / "configs")
+    assert "Examples:" in proc.stdout and "tatoeba_questions" in proc.stdout
+
+
 def test_lit_train_trains_from_another_directory(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "lit-train"
     small = list(SMALL_SEQ2SEQ)
