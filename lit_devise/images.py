@@ -48,6 +48,33 @@ BAD_IMAGE_ERRORS = (
 )
 
 
+# Pixel budget, checked from the header before anything is decoded: a 12 KB PNG can declare
+# 1 x 3,000,000 pixels (which a short-side resize would blow up to 256 x 768,000,000) or a
+# 30,000 x 30,000 canvas. Larger or more elongated files are skipped and counted like unreadable
+# ones.
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo (8,660 x 5,773) still loads
+MAX_ASPECT = 20.0  # long side / short side; panoramas are about 4
+
+
+class ImageTooLargeError(ValueError):
+    """An image whose declared size is over the pixel budget or too elongated to resize."""
+
+
+def check_size(width: int, height: int, name: str = "image") -> None:
+    """Raise ``ImageTooLargeError`` when ``width`` x ``height`` is over ``MAX_PIXELS`` or more
+    elongated than ``MAX_ASPECT`` (or empty)."""
+    if width < 1 or height < 1:
+        raise ImageTooLargeError(f"{name}: empty image ({width} x {height})")
+    if width * height > MAX_PIXELS:
+        raise ImageTooLargeError(
+            f"{name}: {width} x {height} pixels is over the budget of {MAX_PIXELS:,}"
+        )
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        raise ImageTooLargeError(
+            f"{name}: {width} x {height} is more elongated than {MAX_ASPECT:g}:1"
+        )
+
+
 class ImageDataError(InputError):
     """An image folder or mapping file that cannot be used; the message names it."""
 
@@ -202,10 +229,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """The fully decoded RGB image; raises one of ``BAD_IMAGE_ERRORS`` when it is unreadable."""
+    """The fully decoded RGB image; raises one of ``BAD_IMAGE_ERRORS`` when it is unreadable,
+    or over the pixel budget (checked from the header, before decoding)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # EXIF and palette warnings, not errors
         with Image.open(path) as image:
+            check_size(*image.size, name=str(path))
             image.load()  # decode now: truncated files fail here, not in a worker later
             return to_rgb(image)
 

@@ -47,7 +47,11 @@ def list_images(folder: str | Path) -> list[str]:
     if not folder.is_dir():
         raise ImageDataError(f"image folder {str(folder)!r} does not exist")
     folder = folder.resolve()
-    paths = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    named = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    paths = sorted(str(p) for p in named if p.is_file())  # no FIFO, device or socket: they hang
+    if len(paths) < len(named):
+        odd = sorted(str(p) for p in named if not p.is_file())
+        log.warning("skipped %d entries that are not regular files: %s", len(odd), odd[:5])
     if not paths:
         raise ImageDataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     return paths

@@ -94,3 +94,30 @@ def test_unreadable_files_raise_known_errors_and_are_skipped(tmp_path: Path) -> 
     batch = skip_none_collate([dataset[i] for i in range(4)])
     assert batch["skipped"] == 3 and batch["y"].tolist() == [0] and batch["index"].tolist() == [0]
     assert skip_none_collate([None])["skipped"] == 1
+
+
+def test_images_over_the_pixel_budget_are_skipped_before_decoding(tmp_path: Path) -> None:
+    """A 1 x 3,000,000 PNG of a few KB (a short-side resize would make it 256 x 768,000,000) and
+    a 9,000 x 9,000 canvas are refused from their header, skipped and counted like unreadable
+    files; an ordinary panorama still loads."""
+    from lit_devise.images import MAX_PIXELS, ImageTooLargeError, check_size
+
+    thin = tmp_path / "thin.png"
+    Image.new("L", (1, 3_000_000)).save(thin)
+    assert thin.stat().st_size < 50_000
+    big = tmp_path / "big.png"
+    Image.new("1", (9_000, 9_000)).save(big)
+    for path, message in ((thin, "more elongated than 20:1"), (big, "over the budget")):
+        with pytest.raises(ImageTooLargeError, match=message):
+            load_rgb(path)
+    assert issubclass(ImageTooLargeError, BAD_IMAGE_ERRORS)
+    panorama = tmp_path / "pano.jpg"
+    Image.new("RGB", (400, 100)).save(panorama)
+    assert load_rgb(panorama).size == (400, 100)
+    paths = [str(thin), str(big), str(panorama)]
+    dataset = ImageDataset(paths, [0, 0, 0], lambda im: torch.zeros(1))
+    batch = skip_none_collate([dataset[i] for i in range(3)])
+    assert batch["skipped"] == 2 and batch["index"].tolist() == [2]
+    with pytest.raises(ImageTooLargeError, match="empty image"):
+        check_size(0, 5)
+    check_size(10_000, MAX_PIXELS // 10_000)  # exactly the budget is fine
