@@ -21,10 +21,11 @@ from lit_common.wandb_logger import make_wandb_logger as make_wandb_logger  # ol
 
 # An absolute path: the `lit-train` console script imports this file as the module `train`, for
 # which Hydra would look for an importable `configs` package instead of the folder beside it. A
-# checkout (and an editable install) has configs/ beside this file; a wheel installs it as
-# lit_common/configs (setup.cfg).
-_BESIDE = Path(__file__).resolve().parent / "configs"
-CONFIG_DIR = str(_BESIDE if _BESIDE.is_dir() else Path(run.__file__).resolve().parent / "configs")
+# wheel installs configs/ as lit_common/configs (setup.cfg); a checkout (and an editable install)
+# has it beside this file.
+_SHIPPED = Path(run.__file__).resolve().parent / "configs"
+_SHIPPED = _SHIPPED if (_SHIPPED / "train.yaml").is_file() else Path(__file__).parent / "configs"
+CONFIG_DIR = str(_SHIPPED.resolve())
 OmegaConf.register_new_resolver(
     "config_choices", lambda group: run.config_choices(CONFIG_DIR, group), replace=True
 )

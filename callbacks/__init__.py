@@ -5,7 +5,7 @@ Copy this folder into any Lightning 2.x project (``pytorch_lightning`` or ``ligh
 it imports nothing else from this repository.
 """
 
-from callbacks.errors import CallbackConfigError
+from callbacks.errors import CallbackConfigError, CallbackSetupError, MissingAttributeError
 from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from callbacks.interrupt_checkpoint import InterruptCheckpoint
 from callbacks.one_cycle import OneCycleScheduler
@@ -14,7 +14,9 @@ from callbacks.teacher_forcing import TeacherForcingScheduler
 
 __all__ = [
     "CallbackConfigError",
+    "CallbackSetupError",
     "InterruptCheckpoint",
+    "MissingAttributeError",
     "NonFiniteLossError",
     "OneCycleScheduler",
     "RandomStateCheckpoint",

@@ -10,3 +10,11 @@ from __future__ import annotations
 
 class CallbackConfigError(ValueError):
     """A callback setting that cannot work; the message names it and what would fix it."""
+
+
+class CallbackSetupError(CallbackConfigError, RuntimeError):
+    """A callback that does not fit the module it is attached to (found when fitting starts)."""
+
+
+class MissingAttributeError(CallbackConfigError, AttributeError):
+    """The module lacks the attribute a callback is told to drive."""

@@ -17,7 +17,7 @@ from lightning_utilities.core.rank_zero import rank_zero_warn
 from typing_extensions import override
 
 from callbacks._lightning import StepScheduleCallback, log_when_written
-from callbacks.errors import CallbackConfigError
+from callbacks.errors import CallbackConfigError, CallbackSetupError
 from callbacks.schedules import ONE_CYCLE_ANNEALERS, check_one_cycle_boundaries, one_cycle
 
 FloatOrList = float | Sequence[float]
@@ -83,8 +83,8 @@ class OneCycleScheduler(StepScheduleCallback):
         CallbackConfigError: on an argument out of range; at fit start when a per-group list
             does not match the param groups, when ``total_steps`` cannot be estimated (infinite
             training), or when a phase would be empty.
-        RuntimeError: at fit start when the module has more than one optimizer or also returns an
-            LR scheduler for the optimizer this callback drives.
+        CallbackSetupError: (a RuntimeError) at fit start when the module has more than one
+            optimizer or also returns an LR scheduler for the optimizer this callback drives.
 
     Example::
 
@@ -145,7 +145,7 @@ class OneCycleScheduler(StepScheduleCallback):
         optimizer = self._the_optimizer(trainer)
         for config in trainer.lr_scheduler_configs:
             if getattr(config.scheduler, "optimizer", None) is optimizer:
-                raise RuntimeError(
+                raise CallbackSetupError(
                     f"OneCycleScheduler drives the learning rate of {type(optimizer).__name__}, "
                     f"but configure_optimizers also returns a {type(config.scheduler).__name__} "
                     "for it; make sure configure_optimizers returns only the optimizer"
@@ -175,7 +175,7 @@ class OneCycleScheduler(StepScheduleCallback):
     def values_at(self, step: int, n_groups: int = 1) -> list[tuple[float, float]]:
         """``(lr, momentum)`` per param group for optimizer step ``step`` of the resolved cycle."""
         if self._resolved_total_steps is None:
-            raise RuntimeError(
+            raise CallbackSetupError(
                 "OneCycleScheduler.values_at() needs total_steps; call it during fit"
             )
         total = self._resolved_total_steps
@@ -242,7 +242,7 @@ class OneCycleScheduler(StepScheduleCallback):
     def _the_optimizer(trainer: Any) -> torch.optim.Optimizer:
         optimizers = trainer.optimizers
         if len(optimizers) != 1:
-            raise RuntimeError(
+            raise CallbackSetupError(
                 f"OneCycleScheduler drives exactly one optimizer; the module configured "
                 f"{len(optimizers)}"
             )

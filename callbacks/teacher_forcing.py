@@ -14,7 +14,7 @@ from typing import Any
 from typing_extensions import override
 
 from callbacks._lightning import StepScheduleCallback, log_when_written
-from callbacks.errors import CallbackConfigError
+from callbacks.errors import CallbackConfigError, MissingAttributeError
 from callbacks.schedules import DECAY_SHAPES, decay
 
 GRANULARITIES = ("step", "epoch")
@@ -113,7 +113,7 @@ class TeacherForcingScheduler(StepScheduleCallback):
     @override
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if not hasattr(pl_module, self.attr):
-            raise AttributeError(
+            raise MissingAttributeError(
                 f"TeacherForcingScheduler(attr={self.attr!r}): {type(pl_module).__name__} has "
                 f"no attribute {self.attr!r}; declare it in __init__ (self.{self.attr} = 0.0) and "
                 "read it in the decoder, or pass the name your module uses as attr="

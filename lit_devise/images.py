@@ -53,7 +53,7 @@ BAD_IMAGE_ERRORS = (
 # 30,000 x 30,000 canvas. Larger or more elongated files are skipped and counted like unreadable
 # ones.
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo (8,660 x 5,773) still loads
-MAX_ASPECT = 20.0  # long side / short side; panoramas are about 4
+MAX_ASPECT = 100.0  # long/short side: a 1:100 strip resized to a 256 short side is 6.5 MP
 
 
 class ImageTooLargeError(ValueError):

@@ -18,6 +18,7 @@ images. The class list, vectors and data settings are stored in the checkpoint, 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from lit_common.reporting import log_figure
 from lit_common.sizes import BuiltFromData
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.plots import Cell, search_grid
+from lit_devise.transforms import canonical_weights
 
 LOSSES = ("cosine", "l1")
 EVAL_STAGES = ("val", "zeroshot")
@@ -49,10 +51,19 @@ RESUME_KEYS = (  # model_info entries a resumed run must share with the checkpoi
 
 
 def _comparable(key: str, value: Any) -> Any:
-    """``value`` as plain data; a checkpoint from before ``interpolation`` was a setting used
-    bilinear resizing."""
+    """``value`` as what it means: a checkpoint from before ``interpolation`` was a setting used
+    bilinear resizing; weights by torchvision's full name; a weights file by its size and mtime
+    (the same file reached from another directory is the same file)."""
     if key == "transform" and isinstance(value, dict):
         return {"interpolation": "bilinear", **value}
+    if key == "backbone" and isinstance(value, dict):
+        path = value.get("weights_path")
+        stat = os.stat(path) if path and os.path.isfile(path) else None
+        return {
+            **value,
+            "weights": canonical_weights(str(value.get("backbone")), value.get("weights")),
+            "weights_path": [stat.st_size, stat.st_mtime_ns] if stat else path,
+        }
     return value
 
 

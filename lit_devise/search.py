@@ -77,7 +77,9 @@ def image_query(image: str, ckpt: str, device: str = "auto") -> np.ndarray:
         raise ImageDataError(f"query image {image!r} does not exist")
     embedding, _, bad = embed_images(DeviseModule.from_checkpoint(ckpt), [image], 1, device)
     if bad:
-        raise ImageDataError(f"query image {image} is unreadable")
+        raise ImageDataError(
+            f"query image {image} is unreadable or over the pixel budget (see the log line above)"
+        )
     return embedding[0]
 
 

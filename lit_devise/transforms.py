@@ -69,6 +69,19 @@ def train_transform(
     return T.Compose([*steps, T.ToTensor(), T.Normalize(list(mean), list(std))])
 
 
+def canonical_weights(backbone: str, weights: str | None) -> str | None:
+    """torchvision's full name of ``weights`` ("DEFAULT" and "IMAGENET1K_V2" of resnet50 are both
+    "ResNet50_Weights.IMAGENET1K_V2"); the name as given when torchvision does not know it."""
+    if not weights:
+        return None
+    from torchvision.models import get_model_weights
+
+    try:
+        return str(get_model_weights(backbone).verify(weights))
+    except (ValueError, KeyError, TypeError):
+        return weights
+
+
 def weights_preprocessing(backbone: str, weights: str | None) -> dict[str, Any]:
     """``image_size``, ``resize_ratio``, ``mean``, ``std`` and ``interpolation`` of torchvision
     weights' own ``transforms()`` (e.g. ResNet-50 ``DEFAULT``: crop 224 of a 232 resize;

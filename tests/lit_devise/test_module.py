@@ -147,6 +147,16 @@ def test_resuming_on_other_data_is_refused_with_what_differs(devise_run: dict[st
     vectors = torch.as_tensor(saved["class_vectors"]) + 1.0
     with pytest.raises(CheckpointError, match="the classes' word vectors"):
         module.check_resume({**saved, "class_vectors": vectors})
+    # The same weights by another name, the same weights file by another path: not a difference.
+    weights_file = devise_run["dir"] / "w.pt"
+    weights_file.write_bytes(b"weights")
+    backbone = {**saved["backbone"], "weights": "DEFAULT", "weights_path": str(weights_file)}
+    module.info = {**saved, "backbone": backbone}
+    same = {**backbone, "weights": "IMAGENET1K_V1",
+            "weights_path": str(devise_run["dir"] / "." / "w.pt")}  # fmt: skip
+    module.check_resume({**saved, "backbone": same})
+    with pytest.raises(CheckpointError, match=r"backbone \(checkpoint"):
+        module.check_resume({**saved, "backbone": {**same, "weights": None}})
 
 
 def test_a_datamodule_of_another_model_is_one_error_line() -> None:
