@@ -115,10 +115,15 @@ def read_class_names(path: str | Path) -> dict[str, str]:
     return mapping
 
 
-def _images_in(folder: Path) -> list[str]:
-    return sorted(
-        str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-    )
+def image_files(folder: Path) -> list[str]:
+    """Sorted paths of the image files below ``folder``: regular files only (a FIFO, device or
+    socket named like an image would hang the first read); what was skipped is logged."""
+    named = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    paths = sorted(str(p) for p in named if p.is_file())
+    if len(paths) < len(named):
+        odd = sorted(str(p) for p in named if not p.is_file())
+        log.warning("skipped %d entries that are not regular files: %s", len(odd), odd[:5])
+    return paths
 
 
 def scan_folder(root: str | Path, class_names: dict[str, str] | None = None) -> ImageSet:
@@ -142,7 +147,7 @@ def scan_folder(root: str | Path, class_names: dict[str, str] | None = None) -> 
             )
     image_set = ImageSet([], [], [], [])
     for folder in folders:
-        files = _images_in(folder)
+        files = image_files(folder)
         if not files:
             image_set.empty_classes.append(folder.name)
             continue
@@ -178,7 +183,7 @@ def scan_kaggle(root: str | Path, split: str) -> ImageSet:
     labels: list[int] = []
     if split == "train":
         for wnid in ids:
-            files = _images_in(root / KAGGLE_DATA / "train" / wnid)
+            files = image_files(root / KAGGLE_DATA / "train" / wnid)
             paths += files
             labels += [index[wnid]] * len(files)
     else:

@@ -29,7 +29,13 @@ from rich.progress import Progress
 from torch.utils.data import DataLoader
 
 from lit_common.errors import InputError
-from lit_devise.images import IMAGE_SUFFIXES, ImageDataError, ImageDataset, skip_none_collate
+from lit_devise.images import (
+    IMAGE_SUFFIXES,
+    ImageDataError,
+    ImageDataset,
+    image_files,
+    skip_none_collate,
+)
 from lit_devise.knn import BACKENDS, KnnIndex
 from lit_devise.module import DeviseModule
 from lit_devise.precompute import pick_device
@@ -46,12 +52,7 @@ def list_images(folder: str | Path) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageDataError(f"image folder {str(folder)!r} does not exist")
-    folder = folder.resolve()
-    named = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
-    paths = sorted(str(p) for p in named if p.is_file())  # no FIFO, device or socket: they hang
-    if len(paths) < len(named):
-        odd = sorted(str(p) for p in named if not p.is_file())
-        log.warning("skipped %d entries that are not regular files: %s", len(odd), odd[:5])
+    paths = image_files(folder.resolve())
     if not paths:
         raise ImageDataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     return paths
