@@ -41,6 +41,7 @@ def build(
 ) -> tuple[Any, Any, pl.Trainer]:
     """Seed, then instantiate the datamodule (or None), the model and the trainer of ``cfg``;
     ``wandb_id`` continues that W&B run."""
+    run.check_numbers(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data) if cfg.get("data") else None
@@ -59,7 +60,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint when ``cfg.test``; returns the final metrics and each
     monitored checkpoint's best score as ``<monitor>_best``."""
     runs_root = Path(cfg.paths.log_dir) / cfg.task_name
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), runs_root, cfg.paths.output_dir)
+    ckpt_path = resolve_ckpt_path(
+        cfg.get("ckpt_path"), runs_root, cfg.paths.output_dir, cfg.model.get("_target_")
+    )
     wandb_id = None
     if ckpt_path:  # refused in one line before Lightning reads it; its W&B run continues
         checkpoint = read_checkpoint(ckpt_path, "state_dict", "Lightning checkpoint", "train.py")

@@ -9,8 +9,11 @@ read with ``allow_pickle=False`` (``load_array``): a crafted cache file cannot r
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from lit_common.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class CacheError(InputError):
@@ -32,6 +37,47 @@ def content_hash(obj: object, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def file_identity(path: str | Path, memo: Path | None = None) -> dict[str, object]:
+    """What identifies a file's content for a cache key: its resolved path, size, mtime and
+    SHA-256, so a file replaced in place (even with its old mtime) is a new input.
+
+    Hashing a multi-GB vector file takes seconds, so the hash is remembered in ``memo`` (a JSON
+    file) under the file's size, mtime, ctime and inode; any write to the file changes its
+    ctime, which no one can set back, so a remembered hash is never stale.
+    """
+    path = Path(path).resolve()
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    known: dict[str, dict[str, object]] = {}
+    if memo is not None and memo.is_file():
+        try:
+            known = json.loads(memo.read_text())
+        except (OSError, ValueError):
+            known = {}  # a damaged memo is only a lost shortcut
+    entry = known.get(str(path)) if isinstance(known, dict) else None
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        digest = str(entry.get("sha256"))
+    else:
+        if st.st_size > 100 << 20:
+            log.info("hashing %s (%.1f GB) once, for the cache key", path, st.st_size / 1e9)
+        sha = hashlib.sha256()
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                sha.update(block)
+        digest = sha.hexdigest()
+        if memo is not None:
+            known = known if isinstance(known, dict) else {}
+            known[str(path)] = {"stamp": stamp, "sha256": digest}
+            try:
+                memo.parent.mkdir(parents=True, exist_ok=True)
+                tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+                tmp.write_text(json.dumps(known))
+                os.replace(tmp, memo)
+            except OSError:
+                pass  # an unwritable memo only costs hashing again next time
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+
+
 @contextmanager
 def staged(final: Path) -> Iterator[Path]:
     """A fresh temporary folder beside ``final``; renamed to ``final`` (replacing any older one)
@@ -39,7 +85,7 @@ def staged(final: Path) -> Iterator[Path]:
 
     Raises:
         CacheError: the parent of ``final`` cannot be created or written (a file in the way, a
-            read-only folder).
+            read-only folder), is removed while the block writes, or the disk is full.
     """
     final = Path(final)
     try:
@@ -55,6 +101,17 @@ def staged(final: Path) -> Iterator[Path]:
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
+    except OSError as err:
+        gone = not tmp.is_dir()  # removed under us (the block's own missing inputs are not)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if gone:
+            raise CacheError(
+                f"the cache folder {final.parent} was removed while {final.name} was written; "
+                "run again"
+            ) from None
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CacheError(f"no space left writing the cache {final}; free some") from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

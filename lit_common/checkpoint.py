@@ -61,12 +61,31 @@ def read_checkpoint(
     return checkpoint
 
 
+def run_model(checkpoint: Path) -> str | None:
+    """The ``model._target_`` of the run that wrote ``checkpoint`` (``<run>/checkpoints/x.ckpt``),
+    from the config Hydra saved in ``<run>/.hydra/config.yaml``; None when there is none."""
+    config = checkpoint.parent.parent / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return None
+    try:
+        from omegaconf import OmegaConf
+
+        target = OmegaConf.select(OmegaConf.load(config), "model._target_")
+    except Exception:  # a damaged config says nothing about the model
+        return None
+    return target if isinstance(target, str) else None
+
+
 def resolve_ckpt_path(
-    ckpt_path: str | None, runs_root: str | Path, output_dir: str | Path
+    ckpt_path: str | None,
+    runs_root: str | Path,
+    output_dir: str | Path,
+    model_target: str | None = None,
 ) -> str | None:
     """``ckpt_path`` as a file: ``last`` is the newest ``last.ckpt`` or ``on_exception.ckpt`` of
     an earlier run under ``runs_root`` (each run writes into its own directory, so Lightning's own
-    ``"last"`` would look in this run's empty one).
+    ``"last"`` would look in this run's empty one) of the same model: runs whose saved config
+    names another ``model._target_`` than ``model_target`` are passed over.
 
     Raises:
         CheckpointError: a path that does not exist, or ``last`` with nothing to resume.
@@ -83,9 +102,13 @@ def resolve_ckpt_path(
         for p in Path(runs_root).glob("**/checkpoints/*.ckpt")
         if p.name in RESUMABLE and output not in p.resolve().parents
     ]
+    others = [p for p in found if run_model(p) not in (None, model_target)] if model_target else []
+    found = [p for p in found if p not in others]
     if not found:
+        skipped = f" ({len(others)} of other models passed over)" if others else ""
         raise CheckpointError(
-            f"ckpt_path=last: no {' or '.join(RESUMABLE)} under {runs_root}; give a path instead"
+            f"ckpt_path=last: no {' or '.join(RESUMABLE)} of {model_target or 'this model'} under "
+            f"{runs_root}{skipped}; give a path instead"
         )
     newest = max(found, key=lambda p: p.stat().st_mtime)
     log.info("resuming from %s", newest)

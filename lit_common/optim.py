@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from lit_common.errors import InputError
+from lit_common.ranges import check_ranges, ranges_of
 
 
 def partial_config(config: Mapping[str, Any] | None, name: str) -> dict[str, Any] | None:
@@ -35,6 +36,7 @@ def partial_config(config: Mapping[str, Any] | None, name: str) -> dict[str, Any
     reason = unimportable(target)
     if reason:
         raise InputError(f"{name}._target_={target!r} cannot be imported ({reason})")
+    check_ranges(config, ranges_of(target), f"{name}.")
     return {**config, "_partial_": True}
 
 

@@ -22,6 +22,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks import CallbackConfigError, NonFiniteLossError
 from lit_common.errors import InputError
+from lit_common.ranges import check_config
 from lit_common.reporting import ScheduleFigure
 from lit_common.wandb_logger import RememberWandbRun, WandbBestSummary
 
@@ -95,6 +96,12 @@ def compose(config_dir: str, overrides: Sequence[str], output_dir: str | Path) -
         del cfg.hydra
     resolve_gpus(cfg.trainer)
     return cfg
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Every number of ``cfg`` against its range (``lit_common/ranges.py``), before anything is
+    built: ``data.max_vocab=0`` fails here, in one line naming the key, not in spaCy later."""
+    check_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
 
 @rank_zero_only

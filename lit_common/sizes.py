@@ -65,6 +65,16 @@ class BuiltFromData:
         """Initialise from the data once built for training (e.g. pretrained embeddings)."""
 
     @classmethod
+    def check_info(cls, info: Any) -> None:
+        """Refuse a saved ``model_info`` that is not what ``model_info()`` writes (raise an
+        ``InputError``): the keys ``info_keys`` here; subclasses add types, shapes, ranges."""
+        if not isinstance(info, dict):
+            raise CheckpointError(f"its {cls.info_key!r} entry is not a dict")
+        missing = [key for key in cls.info_keys if key not in info]
+        if missing:
+            raise CheckpointError(f"its {cls.info_key!r} entry lacks {missing}")
+
+    @classmethod
     def restore_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
         """Hyper-parameters as a checkpoint-only restore needs them (no downloads)."""
         return hparams
@@ -98,6 +108,10 @@ class BuiltFromData:
         saved = checkpoint.get(self.info_key)
         if saved is None:
             raise CheckpointError(f"not a {self.info_what}")
+        try:
+            self.check_info(saved)
+        except InputError as err:
+            raise CheckpointError(f"the checkpoint is damaged: {err}") from None
         if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the sizes
             self.build_net(saved)
         else:
@@ -105,11 +119,35 @@ class BuiltFromData:
 
     @classmethod
     def from_checkpoint(cls: type[M], path: str | Path, map_location: str = "cpu") -> M:
-        """A module ready for inference, from a checkpoint alone (read with ``weights_only``)."""
+        """A module ready for inference, from a checkpoint alone (read with ``weights_only``).
+
+        Raises:
+            CheckpointError: an unreadable file, or one whose contents disagree with each other:
+                missing entries, a damaged ``model_info``, hyper-parameters out of range or
+                unknown, weights whose names or shapes do not fit the network they describe.
+        """
         checkpoint = read_checkpoint(
             path, cls.info_key, cls.info_what, cls.train_command, map_location
         )
-        hparams = cls.restore_hparams(dict(checkpoint["hyper_parameters"]))
-        module = cls(**hparams, **{cls.info_key: checkpoint[cls.info_key]})  # type: ignore[call-arg]
-        module.load_state_dict(checkpoint["state_dict"])  # type: ignore[attr-defined]
+        hparams, state = checkpoint.get("hyper_parameters"), checkpoint.get("state_dict")
+        if not isinstance(hparams, dict) or not isinstance(state, dict):
+            raise CheckpointError(f"{path} lacks its hyper_parameters or state_dict; damaged?")
+        try:
+            cls.check_info(checkpoint[cls.info_key])
+            hparams = cls.restore_hparams(dict(hparams))
+            module = cls(**hparams, **{cls.info_key: checkpoint[cls.info_key]})  # type: ignore[call-arg]
+        except (InputError, TypeError, KeyError, IndexError, AttributeError) as err:
+            raise CheckpointError(f"{path} is damaged: {_first_line(err)}") from None
+        try:
+            module.load_state_dict(state)  # type: ignore[attr-defined]
+        except RuntimeError as err:
+            raise CheckpointError(
+                f"{path}: the weights do not fit the network its hyper-parameters describe "
+                f"({_first_line(err)})"
+            ) from None
         return module.eval()  # type: ignore[attr-defined,no-any-return]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -2,16 +2,21 @@
 
 Both models initialise or target word vectors from such files (the translator its embeddings,
 DeViSE its label vectors); a ``.vec`` of 2M x 300 floats is streamed once and only the wanted rows
-are kept. A malformed file is refused with its line number.
+are kept. A malformed file is refused with its line number; rows that are NaN, infinite or all
+zero (no direction: cosine is undefined, and an embedding would start dead) are skipped and
+counted in a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from lit_common.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class VectorsError(InputError):
@@ -30,6 +35,7 @@ def read_vec(path: Path, wanted: set[str], dim: int, first: int = 0) -> dict[str
         raise VectorsError(f"vector file {str(path)!r} does not exist")
     found: dict[str, np.ndarray] = {}
     rows = 0
+    useless: list[str] = []
     with path.open(encoding="utf-8", errors="replace") as f:
         for line_no, line in enumerate(f, 1):
             parts = line.rstrip("\n").rstrip(" ").split(" ")
@@ -48,9 +54,20 @@ def read_vec(path: Path, wanted: set[str], dim: int, first: int = 0) -> dict[str
             rows += 1
             if (rows <= first or parts[0] in wanted) and parts[0] not in found:
                 try:
-                    found[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+                    row = np.asarray(parts[1:], dtype=np.float32)
                 except ValueError as err:
                     raise VectorsError(f"{path}:{line_no}: not a number ({err})") from None
+                if not np.isfinite(row).all() or not row.any():
+                    useless.append(f"{parts[0]!r} (line {line_no})")
+                    continue
+                found[parts[0]] = row
+    if useless:
+        log.warning(
+            "%s: %d wanted rows skipped as NaN, infinite or all zero, e.g. %s",
+            path,
+            len(useless),
+            ", ".join(useless[:5]),
+        )
     return found
 
 

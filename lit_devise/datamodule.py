@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
@@ -27,14 +27,22 @@ from torchvision import transforms as T
 
 from lit_common.cache import load_array
 from lit_common.errors import InputError
+from lit_common.ranges import SIZE, Int, Range, Real, check_ranges
 from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_devise.batch_sampler import NoSingletonBatchSampler
 from lit_devise.images import (
+    ImageDataError,
     ImageDataset,
     skip_none_collate,
 )
 from lit_devise.model import DeviseNet, DeviseNetConfig
-from lit_devise.precompute import FeatureDataset, cache_key, compute_features
+from lit_devise.precompute import (
+    FeatureDataset,
+    cache_key,
+    compute_features,
+    compute_shard,
+    merge_shards,
+)
 from lit_devise.split_plan import SPLITS, SplitPlanner, read_plan, write_plan
 from lit_devise.synthetic import make_shapes
 from lit_devise.transforms import eval_transform, resolve_settings, train_transform
@@ -85,6 +93,27 @@ class DeviseDataModule(pl.LightningDataModule):
         cache_dir: where plans and activations are cached.
     """
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "valid_fraction": Real(0.0, 1.0, high_open=True),
+        "split_seed": Int(0, 2**32 - 1),
+        "max_per_class": Int(1, null=True),
+        "synthetic.n_per_class": Int(2, 100_000),
+        "synthetic.size": Int(8, 4096),
+        "synthetic.dim": Int(2, 4096),
+        "synthetic.seed": Int(0, 2**32 - 1),
+        "image_size": Int(8, 4096, null=True),
+        "resize_ratio": Real(0.0, 1.0, low_open=True, null=True),
+        "mean[]": Real(0.0, 1.0),
+        "std[]": Real(0.0, low_open=True),
+        "augment.crop_scale[]": Real(0.0, 1.0, low_open=True),
+        "augment.color_jitter": Real(0.0, 1.0),
+        "precompute_batch_size": SIZE,
+        "batch_size": SIZE,
+        "eval_batch_size": Int(1, 65_536, null=True),
+        "num_workers": Int(0, 256),
+        "seed": Int(0, 2**32 - 1),
+    }
+
     def __init__(
         self,
         images: str,
@@ -116,10 +145,11 @@ class DeviseDataModule(pl.LightningDataModule):
         cache_dir: str | Path = "data/cache",
     ) -> None:
         super().__init__()
+        check_ranges(locals(), self.RANGES)
+        if isinstance(holdout_classes, int | float):  # a number of classes; a list is by name
+            Int(0).check("holdout_classes", holdout_classes)
         if layout not in ("folder", "kaggle"):
             raise InputError(f"layout={layout!r} unknown; valid: ['folder', 'kaggle']")
-        if not 0.0 <= valid_fraction < 1.0:
-            raise InputError(f"valid_fraction={valid_fraction}: expected 0 <= fraction < 1")
         if cache_dtype not in ("float16", "float32"):
             raise InputError(f"cache_dtype={cache_dtype!r} unknown; valid: ['float16', 'float32']")
         self.vectors_path, self.nouns_path, self.synthetic = vectors, nouns, synthetic
@@ -134,6 +164,7 @@ class DeviseDataModule(pl.LightningDataModule):
             holdout=holdout_classes if isinstance(holdout_classes, int) else list(holdout_classes),
             split_seed=split_seed,
             max_per_class=max_per_class,
+            memo=Path(cache_dir) / "file_hashes.json",
         )
         self.augment = {"crop_scale": [0.35, 1.0], "hflip": True, "color_jitter": 0.0}
         self.augment.update(augment or {})
@@ -185,19 +216,25 @@ class DeviseDataModule(pl.LightningDataModule):
         if not (self.plan_path / "plan.json").is_file():
             write_plan(self.planner.make(), self.plan_path)
         plan = json.loads((self.plan_path / "plan.json").read_text())
-        if self.precompute:
+        if self.precompute and self._world() == 1:  # under DDP every rank shares it in setup
             features = self.features_path(plan)
             if not (features / "report.json").is_file():
                 self._precompute(plan, features)
         self._log_report(plan)
 
+    def _world(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def _backbone_net(self) -> DeviseNet:
+        return DeviseNet(DeviseNetConfig(**self.backbone, freeze=True), out_dim=1)
+
     def _precompute(self, plan: dict[str, Any], features: Path) -> None:
-        # Forked RNG: building the net draws random numbers, and a run must train the same
-        # whether or not its cache already existed.
+        # Forked RNG: building the net and iterating a DataLoader draw random numbers, and a run
+        # must train the same whether or not its cache already existed.
         with torch.random.fork_rng(devices=[]):
-            net = DeviseNet(DeviseNetConfig(**self.backbone, freeze=True), out_dim=1)
             compute_features(
-                net,
+                self._backbone_net(),
                 self._all_paths(plan),
                 self.eval_transform(),
                 features,
@@ -206,6 +243,39 @@ class DeviseDataModule(pl.LightningDataModule):
                 self.precompute_device,
                 self.cache_dtype,
             )
+
+    def _precompute_shared(self, plan: dict[str, Any], features: Path) -> None:
+        """Under DDP: every rank computes its share on its own device, rank 0 merges them once
+        (``precompute.py``), and every rank waits for the merged cache."""
+        trainer = self.trainer
+        device = self.precompute_device
+        if device == "auto":
+            device = trainer.strategy.root_device
+        failed: BaseException | None = None
+        try:
+            with torch.random.fork_rng(devices=[]):  # as in _precompute
+                compute_shard(
+                    self._backbone_net(),
+                    self._all_paths(plan),
+                    self.eval_transform(),
+                    features,
+                    trainer.global_rank,
+                    trainer.world_size,
+                    self.precompute_batch_size,
+                    self.num_workers,
+                    device,
+                    self.cache_dtype,
+                )
+        except Exception as err:  # every rank learns of it below, instead of waiting forever
+            failed = err
+        _all_or_raise(trainer, failed, "computing its share of the activations")
+        failed = None
+        if trainer.global_rank == 0:
+            try:
+                merge_shards(self._all_paths(plan), features, trainer.world_size)
+            except Exception as err:
+                failed = err
+        _all_or_raise(trainer, failed, "merging the activations")
 
     @staticmethod
     def _all_paths(plan: dict[str, Any]) -> list[str]:
@@ -255,6 +325,8 @@ class DeviseDataModule(pl.LightningDataModule):
         splits = self.plan["splits"]
         if self.precompute:
             features_dir = self.features_path(self.plan)
+            if self._world() > 1 and not (features_dir / "report.json").is_file():
+                self._precompute_shared(self.plan, features_dir)
             features = load_array(features_dir / "features.npy", mmap_mode="r")
             ok = load_array(features_dir / "ok.npy")
             self.report["unreadable_images"] = int((~ok).sum())
@@ -322,3 +394,14 @@ class DeviseDataModule(pl.LightningDataModule):
         if len(self.datasets["zeroshot"]):
             loaders.append(self._loader("zeroshot", train=False))
         return loaders
+
+
+def _all_or_raise(trainer: Any, failed: BaseException | None, what: str) -> None:
+    """A collective in place of a barrier: every rank learns whether all ranks succeeded, so a
+    failure on one rank ends every rank with an error instead of leaving them at a barrier until
+    the collective timeout. The failing rank raises its own error."""
+    if trainer.strategy.reduce_boolean_decision(failed is None, all=True):
+        return
+    if failed is not None:
+        raise failed
+    raise ImageDataError(f"another DDP rank failed while {what}; see its error above")

@@ -17,6 +17,7 @@ and counted, never a crash mid-epoch.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from lit_common.errors import InputError
+from lit_common.text import clean, decode, split_lines, undecodable
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +101,12 @@ def read_class_names(path: str | Path) -> dict[str, str]:
     if not path.is_file():
         raise ImageDataError(f"class mapping file {str(path)!r} does not exist")
     mapping: dict[str, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.strip()
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(split_lines(f), 1):
+            try:
+                line = clean(decode(raw)).strip()
+            except UnicodeDecodeError:
+                raise ImageDataError(f"{path}:{line_no}: {undecodable(raw)}") from None
             if not line:
                 continue
             key, sep, names = line.partition("\t") if "\t" in line else line.partition(" ")
@@ -191,7 +196,11 @@ def scan_kaggle(root: str | Path, split: str) -> ImageSet:
         if not solution.is_file():
             raise ImageDataError(f"{solution} does not exist (the Kaggle validation labels)")
         val_dir = root / KAGGLE_DATA / "val"
-        with solution.open(encoding="utf-8", newline="") as f:
+        try:
+            text = solution.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise ImageDataError(f"{solution}: not UTF-8 text ({err.reason})") from None
+        with io.StringIO(text, newline="") as f:
             for line_no, row in enumerate(csv.DictReader(f), 2):
                 try:
                     wnid = row["PredictionString"].split()[0]

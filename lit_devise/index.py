@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -28,7 +27,9 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
+from lit_common import cli
 from lit_common.errors import InputError
+from lit_common.ranges import SIZE, Int
 from lit_devise.images import (
     IMAGE_SUFFIXES,
     ImageDataError,
@@ -43,7 +44,7 @@ from lit_devise.transforms import eval_transform
 from lit_devise.wordvecs import VectorsError, WordVectors, label_vectors, read_nouns, wanted_words
 
 log = logging.getLogger(__name__)
-FORMAT = 2  # 1: absolute image paths as ids, text queries read the vector file
+FORMAT = 3  # 1: absolute ids; 2: no query words or file checksums (rebuild those)
 
 
 def list_images(folder: str | Path) -> list[str]:
@@ -172,12 +173,12 @@ def build_index(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Index images with a DeViSE checkpoint.")
+    parser = cli.ArgumentParser(description="Index images with a DeViSE checkpoint.")
     parser.add_argument(
         "--ckpt", required=True, help="checkpoint of `python train.py model=devise`"
     )
     parser.add_argument("--images", required=True, help="folder of images (searched recursively)")
-    parser.add_argument("--out", required=True, help="index folder to write")
+    parser.add_argument("--out", required=True, type=cli.output_dir, help="index folder to write")
     parser.add_argument("--backend", default="faiss", choices=BACKENDS)
     parser.add_argument(
         "--nouns", help="wnid<TAB>lemma list for image -> labels (default: the run's)"
@@ -187,13 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--query-words",
-        type=int,
+        type=Int(0, 100_000_000).arg(),
         default=50_000,
         help="most frequent words of the vector file kept for text queries (besides the labels' "
         "words); searches never reload the vector file",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    parser.add_argument(
+        "--batch-size", type=SIZE.arg(), default=64, help=f"images per batch; {SIZE}"
+    )
+    parser.add_argument("--device", type=cli.device, default="auto", help="auto, cpu or cuda:N")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

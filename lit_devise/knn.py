@@ -9,8 +9,10 @@ Vectors are L2-normalised, so cosine similarity is an inner product. Backends:
 - ``nmslib``: HNSW, ``cosinesimil`` space (the lesson's choice; the registry's wheel has no SIMD).
 
 Every backend returns cosine similarities (higher is nearer) and row indices. A saved index is a
-folder: ``index.json`` (backend, parameters, ids, metadata), ``vectors.npy`` (the unit vectors) and
-the backend's own file.
+folder: ``index.json`` (backend, parameters, ids, metadata, and the size and SHA-256 of each file),
+``vectors.npy`` (the unit vectors) and the backend's own file. Loading checks ``index.json``
+against its schema, the vectors' shape and values, and every file's checksum before a native
+library reads it: hnswlib and nmslib trust their files and crash on crafted ones.
 """
 
 from __future__ import annotations
@@ -24,9 +26,25 @@ from typing import Any
 import numpy as np
 
 from lit_common.errors import InputError
+from lit_common.ranges import Int, RangeError
+from lit_common.schema import (
+    SchemaError,
+    check_digest,
+    file_digest,
+    read_json,
+    require,
+    require_strings,
+)
 
 BACKENDS = ("exact", "faiss", "hnswlib", "nmslib")
-FORMAT = 1
+FORMAT = 2  # 1: no file checksums
+NATIVE_FILES = {"faiss": "faiss.index", "hnswlib": "hnswlib.bin", "nmslib": "nmslib.bin"}
+PARAM_RANGES = {
+    "hnsw_threshold": Int(0),
+    "m": Int(2, 1024),
+    "ef_construction": Int(1, 1_000_000),
+    "ef_search": Int(1, 1_000_000),
+}
 
 
 class KnnError(InputError):
@@ -232,6 +250,7 @@ class KnnIndex:
             self._native.save_index(str(folder / "hnswlib.bin"))
         elif self.backend == "nmslib":
             self._native.saveIndex(str(folder / "nmslib.bin"), save_data=False)
+        names = ["vectors.npy", *([NATIVE_FILES[self.backend]] if self._native is not None else [])]
         info = {
             "format": FORMAT,
             "backend": self.backend,
@@ -239,21 +258,31 @@ class KnnIndex:
             "dim": int(self.vectors.shape[1]),
             "ids": self.ids,
             "metadata": self.metadata,
+            "files": {name: file_digest(folder / name) for name in names},
         }
         (folder / "index.json").write_text(json.dumps(info))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, threads: int | None = None) -> KnnIndex:
+        """The index saved in ``folder``, checked before use.
+
+        Raises:
+            KnnError: no ``index.json``; contents that disagree with the schema, with each
+                other (ids and vectors) or with the recorded checksums; an older format.
+        """
         folder = Path(folder)
         if not (folder / "index.json").is_file():
             raise KnnError(
                 f"{folder} holds no index (no index.json); build one with lit_devise.index"
             )
-        info = json.loads((folder / "index.json").read_text())
+        try:
+            info = _checked_info(folder)
+        except (SchemaError, RangeError) as err:
+            raise KnnError(f"{folder} is not a usable index: {err}") from None
         index = cls(info["backend"], threads=threads, **info["params"])
         index.ids, index.metadata = info["ids"], info["metadata"]
-        index.vectors = np.load(folder / "vectors.npy")
+        index.vectors = _checked_vectors(folder / "vectors.npy", len(index.ids), info["dim"])
         dim = index.vectors.shape[1]
         if index.backend == "faiss":
             index._native = _import("faiss").read_index(str(folder / "faiss.index"))
@@ -267,6 +296,54 @@ class KnnIndex:
             native.loadIndex(str(folder / "nmslib.bin"), load_data=False)
             index._native = native
         return index
+
+
+def _checked_info(folder: Path) -> dict[str, Any]:
+    """``index.json`` of ``folder`` checked against the schema, and its files' checksums."""
+    info = read_json(folder / "index.json", "index file")
+    what = f"{folder / 'index.json'}"
+    require(info, {"format": int}, what)
+    if info["format"] != FORMAT:
+        raise SchemaError(
+            f"index format {info['format']} (this version reads {FORMAT}, with file checksums); "
+            "rebuild the index with lit_devise.index"
+        )
+    types = {"backend": str, "params": dict, "dim": int, "ids": list, "metadata": dict}
+    require(info, {**types, "files": dict}, what)
+    if info["backend"] not in BACKENDS:
+        raise SchemaError(f"{what}: backend {info['backend']!r} unknown; valid: {list(BACKENDS)}")
+    if set(info["params"]) != set(PARAM_RANGES):
+        raise SchemaError(f"{what}: params should be {sorted(PARAM_RANGES)}")
+    for key, valid in PARAM_RANGES.items():
+        valid.check(f"params.{key}", info["params"][key])
+    Int(1, 65_536).check("dim", info["dim"])
+    ids = require_strings(info["ids"], f"{what}: ids")
+    if not ids:
+        raise SchemaError(f"{what}: no ids")
+    names = info["metadata"].get("names")
+    if names is not None and len(require_strings(names, f"{what}: metadata.names")) != len(ids):
+        raise SchemaError(f"{what}: {len(names)} names for {len(ids)} ids")
+    check_digest(folder / "vectors.npy", info["files"].get("vectors.npy"), what)
+    if info["backend"] != "exact":
+        native = NATIVE_FILES[info["backend"]]
+        check_digest(folder / native, info["files"].get(native), what)
+    return info
+
+
+def _checked_vectors(path: Path, n: int, dim: int) -> np.ndarray:
+    """``vectors.npy``: float, (n, dim), finite; never unpickled."""
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise KnnError(f"{path} cannot be read as a NumPy array ({err})") from None
+    if vectors.dtype not in (np.float32, np.float64) or vectors.shape != (n, dim):
+        raise KnnError(
+            f"{path}: expected float vectors of shape ({n}, {dim}) for the {n} ids, got "
+            f"{vectors.dtype} {vectors.shape}; the index is damaged, rebuild it"
+        )
+    if not np.isfinite(vectors).all():
+        raise KnnError(f"{path}: the vectors contain NaN or inf; rebuild the index")
+    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:

@@ -7,11 +7,12 @@ images or such cached activations, so the head trains on the cache many times fa
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from lit_common.ranges import PROBABILITY, SIZE, Int, Range, check_ranges
 from lit_devise.backbone import build_body
 from lit_devise.head import ConcatPool, DeviseHead
 
@@ -41,6 +42,16 @@ class DeviseNetConfig:
     hidden: int = 1024
     dropout_in: float = 0.2
     dropout_hidden: float = 0.2
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "init_seed": Int(0, 2**32 - 1),
+        "hidden": SIZE,
+        "dropout_in": PROBABILITY,
+        "dropout_hidden": PROBABILITY,
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(asdict(self), self.RANGES)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

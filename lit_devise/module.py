@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -30,7 +30,9 @@ from torchmetrics import MeanMetric, Metric
 from lit_common.checkpoint import CheckpointError
 from lit_common.errors import InputError
 from lit_common.optim import build, partial_config
+from lit_common.ranges import Int, Range, Real, check_ranges
 from lit_common.reporting import log_figure
+from lit_common.schema import require, require_strings
 from lit_common.sizes import BuiltFromData
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.plots import Cell, search_grid
@@ -131,6 +133,14 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
             taken from the datamodule at fit time.
     """
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        **{f"net.{key}": valid for key, valid in DeviseNetConfig.RANGES.items()},
+        "backbone_lr": Real(0.0),
+        "hit_ks[]": Int(1, 100_000),
+        "n_grid_queries": Int(0, 100),
+        "n_grid_results": Int(1, 100),
+    }
+
     def __init__(
         self,
         net: DeviseNetConfig | dict[str, Any],
@@ -143,13 +153,14 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
         devise: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_ranges(locals(), self.RANGES)
         optimizer = partial_config(optimizer or DEFAULT_OPTIMIZER, "optimizer")
         if "lr" not in optimizer:
             raise InputError("optimizer: give its lr (the head's learning rate)")
         if loss not in LOSSES:
             raise InputError(f"loss={loss!r} unknown; valid: {list(LOSSES)}")
-        if not hit_ks or any(k < 1 for k in hit_ks):
-            raise InputError(f"hit_ks={list(hit_ks)}: expected positive integers")
+        if not hit_ks:
+            raise InputError("hit_ks=[]: give at least one k, e.g. [1, 5]")
         config = net if isinstance(net, DeviseNetConfig) else DeviseNetConfig(**net)
         self.save_hyperparameters(
             {
@@ -196,6 +207,30 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
         self.register_buffer("seen_idx", seen.nonzero().flatten(), persistent=False)
         self.register_buffer("unseen_idx", (~seen).nonzero().flatten(), persistent=False)
         self.net = DeviseNet(self.config, vectors.size(1))
+
+    @classmethod
+    def check_info(cls, info: Any) -> None:
+        """Classes, names and seen flags of one length, class vectors (classes, dim) and
+        finite, preprocessing sizes in range: what a damaged or hand-made checkpoint breaks."""
+        super().check_info(info)
+        require(info, {"precompute": bool, "backbone": dict, "seen": list}, "its devise entry")
+        ids = require_strings(info["class_ids"], "its devise class_ids")
+        names = require_strings(info["class_names"], "its devise class_names")
+        vectors = info["class_vectors"]
+        if not isinstance(vectors, torch.Tensor) or vectors.ndim != 2:
+            raise CheckpointError("its class_vectors are not a (classes, dim) tensor")
+        if not len(ids) == len(names) == len(info["seen"]) == len(vectors) > 0:
+            raise CheckpointError(
+                f"{len(ids)} class ids, {len(names)} names, {len(info['seen'])} seen flags and "
+                f"{len(vectors)} class vectors: they must be as many, and more than none"
+            )
+        if not all(isinstance(s, bool) for s in info["seen"]):
+            raise CheckpointError("its seen flags are not booleans")
+        if not torch.isfinite(vectors).all():
+            raise CheckpointError("its class vectors contain NaN or inf")
+        transform = info.get("transform") or {}
+        if isinstance(transform, dict):
+            Int(8, 4096, null=True).check("transform.image_size", transform.get("image_size"))
 
     def check_data(self, info: dict[str, Any], datamodule: Any) -> None:
         mine = {k: getattr(self.config, k) for k in BACKBONE_KEYS}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_common.cli import save_figure
 from lit_devise.images import BAD_IMAGE_ERRORS, load_rgb
 
 # One result: (image path or None, caption, whether it is a hit (True/False) or unknown (None)).
@@ -62,11 +63,4 @@ def search_grid(
 
 
 def save_grid(rows: Sequence[tuple[str, Sequence[Cell]]], path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = search_grid(rows)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(search_grid(rows), path, dpi=100, bbox_inches="tight")

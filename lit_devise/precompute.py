@@ -6,6 +6,13 @@ is ``<cache_dir>/features-<key>/`` with ``features.npy`` (a NumPy array, read me
 ``ok.npy`` (False for unreadable images, whose rows are zero) and ``report.json``. The key hashes
 the backbone settings (a weights file by size and mtime), the evaluation transform and every image
 path with its size and mtime, so any change computes a new cache and an unchanged run reuses it.
+
+Under DDP every rank computes its share (``compute_shard``: images ``rank, rank + world, ...``,
+each on its own device, into ``<cache>.shards-<world>/rank<r>/``), and rank 0 merges the shares
+once into the same cache a single process writes (``merge_shards``). On ImageNet with ResNet-50
+that turns hours of one GPU with the others idle at a barrier (past the default 30-minute
+collective timeout) into a share of it on each. The ``cache_dir`` must be on a file system every
+rank sees (single-node runs always are).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,7 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import DataLoader
 
-from lit_common.cache import staged
+from lit_common.cache import load_array, staged
 from lit_devise.backbone import BackboneError
 from lit_devise.images import ImageDataset, skip_none_collate
 from lit_devise.model import DeviseNet
@@ -67,6 +75,60 @@ def pick_device(device: str) -> torch.device:
 
 
 @torch.no_grad()
+def _extract(
+    net: DeviseNet,
+    paths: Sequence[str],
+    transform: Callable[[Any], torch.Tensor],
+    folder: Path,
+    batch_size: int,
+    num_workers: int,
+    device: str | torch.device,
+    dtype: str,
+    label: str,
+) -> np.ndarray:
+    """``folder/features.npy`` (row i: the activations of ``paths[i]``, zero if unreadable) and
+    ``folder/ok.npy``; returns ok."""
+    target = pick_device(device)
+    net = net.to(target).eval()
+    dataset = ImageDataset(paths, [0] * len(paths), transform)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=skip_none_collate
+    )
+    features = np.lib.format.open_memmap(
+        folder / "features.npy", mode="w+", dtype=dtype, shape=(len(paths), net.feature_dim)
+    )
+    ok = np.zeros(len(paths), dtype=bool)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"precompute {net.config.backbone}{label}", total=len(paths))
+        for batch in loader:
+            n = len(batch["y"]) + batch["skipped"]
+            if len(batch["y"]):
+                rows = batch["index"].numpy()
+                values = net.features(batch["x"].to(target)).float().cpu().numpy()
+                features[rows] = values.astype(dtype)
+                ok[rows] = True
+            progress.advance(task, n)
+    features.flush()
+    del features
+    np.save(folder / "ok.npy", ok)
+    return ok
+
+
+def _report(folder: Path, paths: Sequence[str], ok: np.ndarray, dim: int, dtype: str) -> dict:
+    bad = [p for p, good in zip(paths, ok, strict=True) if not good]
+    report = {
+        "images": len(paths),
+        "feature_dim": dim,
+        "dtype": dtype,
+        "unreadable": len(bad),
+        "unreadable_paths": bad[:100],
+    }
+    (folder / "report.json").write_text(json.dumps(report, indent=1))
+    if bad:
+        log.warning("%d of %d images unreadable, skipped: %s", len(bad), len(paths), bad[:5])
+    return report
+
+
 def compute_features(
     net: DeviseNet,
     paths: Sequence[str],
@@ -74,7 +136,7 @@ def compute_features(
     out: Path,
     batch_size: int = 64,
     num_workers: int = 0,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     dtype: str = "float16",
 ) -> dict[str, Any]:
     """Write ``features.npy``/``ok.npy``/``report.json`` for ``paths`` into directory ``out``.
@@ -82,41 +144,69 @@ def compute_features(
     The directory appears only when complete (written under a temporary name, then renamed).
     Returns the report: image count, feature size, unreadable images (counted and listed).
     """
-    target = pick_device(device)
-    net = net.to(target).eval()
-    dataset = ImageDataset(paths, [0] * len(paths), transform)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=skip_none_collate
-    )
+    with staged(out) as tmp:
+        ok = _extract(net, paths, transform, tmp, batch_size, num_workers, device, dtype, "")
+        report = _report(tmp, paths, ok, net.feature_dim, dtype)
+    return report
+
+
+def shard_root(out: Path, world: int) -> Path:
+    """Where the ranks of a ``world``-process run write their shares of ``out``."""
+    return out.with_name(f"{out.name}.shards-{world}")
+
+
+def compute_shard(
+    net: DeviseNet,
+    paths: Sequence[str],
+    transform: Callable[[Any], torch.Tensor],
+    out: Path,
+    rank: int,
+    world: int,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "auto",
+    dtype: str = "float16",
+) -> Path:
+    """Rank ``rank``'s share of ``compute_features``: images ``rank::world``, written (whole or
+    not at all) under ``shard_root(out, world)/rank<rank>``; a share already written is kept, so
+    a run killed mid-way redoes only the missing shares."""
+    folder = shard_root(out, world) / f"rank{rank}"
+    log.info("precompute share of rank %d of %d: %d images", rank, world, len(paths[rank::world]))
+    if not (folder / "ok.npy").is_file():
+        label = f" (rank {rank} of {world})"
+        with staged(folder) as tmp:
+            mine = list(paths[rank::world])
+            _extract(net, mine, transform, tmp, batch_size, num_workers, device, dtype, label)
+    return folder
+
+
+def merge_shards(paths: Sequence[str], out: Path, world: int) -> dict[str, Any]:
+    """The ``world`` shares of ``compute_shard`` as the single-process cache ``out`` (rows in
+    ``paths`` order), then the shares removed; returns the report."""
+    root = shard_root(out, world)
+    shares = [root / f"rank{r}" for r in range(world)]
+    missing = [str(s) for s in shares if not (s / "ok.npy").is_file()]
+    if missing:
+        raise RuntimeError(f"precompute shares missing after the barrier: {missing}")
+    first = load_array(shares[0] / "features.npy", mmap_mode="r")
+    dim, dtype = first.shape[1], str(first.dtype)
     with staged(out) as tmp:
         features = np.lib.format.open_memmap(
-            tmp / "features.npy", mode="w+", dtype=dtype, shape=(len(paths), net.feature_dim)
+            tmp / "features.npy", mode="w+", dtype=dtype, shape=(len(paths), dim)
         )
         ok = np.zeros(len(paths), dtype=bool)
-        with Progress(transient=True) as progress:
-            task = progress.add_task(f"precompute {net.config.backbone}", total=len(paths))
-            for batch in loader:
-                n = len(batch["y"]) + batch["skipped"]
-                if len(batch["y"]):
-                    rows = batch["index"].numpy()
-                    values = net.features(batch["x"].to(target)).float().cpu().numpy()
-                    features[rows] = values.astype(dtype)
-                    ok[rows] = True
-                progress.advance(task, n)
+        for rank, share in enumerate(shares):
+            part = load_array(share / "features.npy", mmap_mode="r")
+            part_ok = load_array(share / "ok.npy")
+            if part.shape != (len(range(rank, len(paths), world)), dim):
+                raise RuntimeError(f"precompute share {share} has shape {part.shape}")
+            features[rank::world] = part
+            ok[rank::world] = part_ok
         features.flush()
         del features
         np.save(tmp / "ok.npy", ok)
-        bad = [p for p, good in zip(paths, ok, strict=True) if not good]
-        report = {
-            "images": len(paths),
-            "feature_dim": net.feature_dim,
-            "dtype": dtype,
-            "unreadable": len(bad),
-            "unreadable_paths": bad[:100],
-        }
-        (tmp / "report.json").write_text(json.dumps(report, indent=1))
-    if bad:
-        log.warning("%d of %d images unreadable, skipped: %s", len(bad), len(paths), bad[:5])
+        report = _report(tmp, paths, ok, dim, dtype)
+    shutil.rmtree(root, ignore_errors=True)
     return report
 
 

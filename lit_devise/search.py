@@ -12,8 +12,6 @@ refused.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -21,8 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from lit_common import cli
 from lit_common.errors import InputError
+from lit_common.ranges import Int
+from lit_common.schema import read_json, require
 from lit_devise.images import BAD_IMAGE_ERRORS, ImageDataError
+from lit_devise.index import FORMAT as INDEX_FORMAT
 from lit_devise.index import embed_images
 from lit_devise.knn import KnnError, KnnIndex
 from lit_devise.module import DeviseModule
@@ -33,10 +35,19 @@ TARGETS = ("images", "labels")
 
 
 def _index_info(folder: Path) -> dict[str, Any]:
+    """The index folder's ``index.json``, checked against its schema (what search reads)."""
     path = folder / "index.json"
     if not path.is_file():
         raise KnnError(f"{folder} is not an index folder (no index.json); run lit_devise.index")
-    return json.loads(path.read_text())
+    info = read_json(path, "index file")
+    require(info, {"format": int}, str(path))
+    if info["format"] != INDEX_FORMAT:
+        raise KnnError(
+            f"{folder} is an index of format {info['format']} (this version reads {INDEX_FORMAT}, "
+            "with file checksums); rebuild it with lit_devise.index"
+        )
+    require(info, {"ckpt": str, "vectors_path": (str, None), "images_root": str}, str(path))
+    return info
 
 
 def text_query(text: str, vectors_path: str | None, words_dir: Path | None = None) -> np.ndarray:
@@ -59,13 +70,11 @@ def text_query(text: str, vectors_path: str | None, words_dir: Path | None = Non
 
 def image_path(info: dict[str, Any], image_id: str, images_root: str | None = None) -> str:
     """The file of an image id: a path below the index's ``images_root`` (or ``images_root``
-    given here, when the images moved); format-1 indices stored absolute paths.
+    given here, when the images moved).
 
     Raises:
         KnnError: an id that is absolute or climbs out of the root (a tampered index).
     """
-    if info.get("format", 1) < 2:
-        return image_id
     relative = PurePosixPath(image_id)
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise KnnError(f"image id {image_id!r} leaves the indexed folder; the index is damaged")
@@ -100,11 +109,11 @@ def search(
         raise InputError("give exactly one of text= and image=")
     if target not in TARGETS:
         raise InputError(f"target={target!r} unknown; valid: {list(TARGETS)}")
+    if images_root is not None and not Path(images_root).is_dir():
+        raise InputError(f"--images-root {images_root} is not a folder; give where the images are")
     folder = Path(index_dir)
     info = _index_info(folder)
     if text is not None:
-        if info.get("format", 1) < 2:  # older indices kept no query words
-            vectors = vectors or info.get("vectors_path")
         query = text_query(text, vectors, folder / "words")
     else:
         query = image_query(str(image), ckpt or info["ckpt"])
@@ -134,20 +143,25 @@ def grid_rows(
     return [(query, cells)]
 
 
+K = Int(1, 10_000)  # results per query
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Search a DeViSE index by words or by image.")
+    parser = cli.ArgumentParser(description="Search a DeViSE index by words or by image.")
     parser.add_argument("--index", required=True, help="folder written by lit_devise.index")
     query = parser.add_mutually_exclusive_group(required=True)
     query.add_argument("--text", help='one or more words, averaged, e.g. "engine boat"')
     query.add_argument("--image", help="an image file")
-    parser.add_argument("--k", type=int, default=9, help="results to show")
+    parser.add_argument("--k", type=K.arg(), default=9, help=f"results to show; {K}")
     parser.add_argument(
         "--target",
         choices=TARGETS,
         default="images",
         help="search images (default) or labels (classes and nouns)",
     )
-    parser.add_argument("--out", help="write an image grid of the results here (PNG)")
+    parser.add_argument(
+        "--out", type=cli.output_file(), help="write an image grid of the results to this file"
+    )
     parser.add_argument(
         "--vectors", help="look --text up in this vector file (default: the index's query words)"
     )
@@ -156,8 +170,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--images-root", help="where the indexed images are now (default: where they were indexed)"
     )
     args = parser.parse_args(argv)
-    if args.k < 1:
-        parser.error(f"--k {args.k}: expected >= 1")
     try:
         results = search(
             args.index,

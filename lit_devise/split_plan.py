@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lit_common.cache import content_hash, load_array, staged
+from lit_common.cache import content_hash, file_identity, load_array, staged
 from lit_devise.images import (
     ImageDataError,
     ImageSet,
@@ -53,10 +53,11 @@ class SplitPlanner:
     holdout: list[str] | int = field(default_factory=list)
     split_seed: int = 42
     max_per_class: int | None = None
+    memo: Path | None = None  # where file hashes are remembered (lit_common.cache.file_identity)
 
     def key(self) -> str:
-        """A hash of everything the plan depends on: folders (names and mtimes), files (size
-        and mtime) and the split settings."""
+        """A hash of everything the plan depends on: folders (names and mtimes), files (size,
+        mtime and SHA-256: a vector file replaced in place is new input) and the settings."""
         roots = [Path(self.images)] + ([Path(self.valid_images)] if self.valid_images else [])
         if self.layout == "kaggle":
             data = Path(self.images) / "ILSVRC" / "Data" / "CLS-LOC"
@@ -69,10 +70,7 @@ class SplitPlanner:
                 "stamps": [_dir_stamps(r) for r in roots]
                 + [[r.stat().st_mtime_ns] for r in roots if r.is_dir()],
                 "files": [
-                    [f, os.stat(f).st_size, os.stat(f).st_mtime_ns]
-                    if f and os.path.exists(f)
-                    else f
-                    for f in files
+                    file_identity(f, self.memo) if f and os.path.isfile(f) else f for f in files
                 ],
                 "split": [self.valid_fraction, self.split_seed, self.holdout, self.max_per_class],
             }

@@ -22,6 +22,7 @@ import numpy as np
 
 from lit_common.cache import load_array
 from lit_common.errors import InputError
+from lit_common.text import clean, decode, split_lines
 from lit_common.vectors import VectorsError, read_vec, vec_dimension
 
 log = logging.getLogger(__name__)
@@ -225,17 +226,24 @@ def label_vectors(ids: Sequence[str], names: Sequence[str], vectors: WordVectors
 
 def read_nouns(path: str | Path) -> tuple[list[str], list[str]]:
     """A WordNet noun list (``wnid<TAB>lemma[, lemma ...]``, ``_`` for spaces) as (ids, names).
+    Every line ending counts; a byte-order mark and invisible characters are dropped; lines that
+    are not UTF-8 are skipped and counted in a warning.
 
     Raises:
-        VectorsError: a missing file or a line without a tab (with the line number).
+        VectorsError: a missing file, a line without a tab (with the line number), or a file
+            none of whose lines is UTF-8.
     """
     path = Path(path)
     if not path.is_file():
         raise VectorsError(f"noun list {str(path)!r} does not exist")
-    ids, names = [], []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.rstrip("\n")
+    ids, names, bad = [], [], []
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(split_lines(f), 1):
+            try:
+                line = clean(decode(raw))
+            except UnicodeDecodeError:
+                bad.append(line_no)
+                continue
             if not line.strip():
                 continue
             if "\t" not in line:
@@ -243,4 +251,8 @@ def read_nouns(path: str | Path) -> tuple[list[str], list[str]]:
             wnid, lemma = line.split("\t", 1)
             ids.append(wnid.strip())
             names.append(lemma.replace("_", " ").strip())
+    if bad and not ids:
+        raise VectorsError(f"noun list {path}: no line is UTF-8 text (e.g. line {bad[0]})")
+    if bad:
+        log.warning("%s: %d lines not UTF-8, skipped (e.g. line %d)", path, len(bad), bad[0])
     return ids, names

@@ -14,10 +14,12 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from lit_common.errors import InputError
-from lit_seq2seq.tokenizer import normalize
+from lit_common.ranges import Int, Range, check_ranges
+from lit_common.text import decode, split_lines
+from lit_seq2seq.tokenizer import MAX_CHARS, normalize
 
 Pair = tuple[str, str]  # (French, English)
 LESSON_EN_PATTERN = r"^(Wh[^?.!]+\?)"
@@ -79,7 +81,7 @@ def _check_exists(path: Path, what: str, hint: str | None = None) -> Path:
 
 def _decode(raw: bytes, line: int, stats: ReadStats) -> str | None:
     try:
-        return raw.decode("utf-8")
+        return decode(raw)
     except UnicodeDecodeError:
         stats.skip("invalid UTF-8", line)
         return None
@@ -114,6 +116,9 @@ def _keep(
     fr, en = normalize(fr), normalize(en)
     if not fr or not en:
         stats.skip("empty side", line)
+        return None
+    if len(fr) > MAX_CHARS or len(en) > MAX_CHARS:
+        stats.skip(f"over {MAX_CHARS:,} characters", line)
         return None
     pair = keep(fr, en)
     if pair is None:
@@ -159,9 +164,10 @@ class GigaFrenCorpus:
         en_file = _check_exists(self.en_path, "English file").open("rb")
         fr_file = _check_exists(self.fr_path, "French file").open("rb")
         with en_file, fr_file:
-            for line, (raw_en, raw_fr) in enumerate(itertools.zip_longest(en_file, fr_file), 1):
+            en_lines, fr_lines = split_lines(en_file), split_lines(fr_file)
+            for line, (raw_en, raw_fr) in enumerate(itertools.zip_longest(en_lines, fr_lines), 1):
                 if raw_en is None or raw_fr is None:
-                    rest = 1 + sum(1 for _ in (fr_file if raw_en is None else en_file))
+                    rest = 1 + sum(1 for _ in (fr_lines if raw_en is None else en_lines))
                     n_en = line - 1 + (rest if raw_fr is None else 0)
                     n_fr = line - 1 + (rest if raw_en is None else 0)
                     raise CorpusError(
@@ -245,9 +251,9 @@ class TsvCorpus:
         keep = _Filter(self.en_pattern, self.fr_pattern)
         i_fr, i_en, width = self.columns.index("fr"), self.columns.index("en"), len(self.columns)
         with self._existing().open("rb") as f:
-            for line, raw in enumerate(f, 1):
+            for line, raw in enumerate(split_lines(f), 1):
                 stats.lines += 1
-                text = _decode(raw.rstrip(b"\r\n"), line, stats)
+                text = _decode(raw, line, stats)
                 if text is None:
                     continue
                 if not text.strip():
@@ -276,7 +282,10 @@ class SyntheticCorpus:
         seed: the generator's seed; the same seed gives the same corpus in the same order.
     """
 
+    RANGES: ClassVar[dict[str, Range]] = {"n_pairs": Int(1, 10_000_000), "seed": Int(0)}
+
     def __init__(self, n_pairs: int = 20_000, seed: int = 0) -> None:
+        check_ranges(locals(), self.RANGES)
         self.n_pairs, self.seed = n_pairs, seed
 
     def fingerprint(self) -> dict[str, object]:

@@ -10,13 +10,13 @@ DDP ranks by the sampler itself and resumable mid-epoch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from lit_common.errors import InputError
+from lit_common.ranges import SIZE, Int, Range, Real, check_ranges
 from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_seq2seq.corpus import Corpus
 from lit_seq2seq.dataset import Collate, PairDataset
@@ -56,6 +56,23 @@ class TranslationDataModule(pl.LightningDataModule):
         cache_dir: where prepared data goes.
     """
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "valid_fraction": Real(0.0, 1.0, low_open=True, high_open=True),
+        "split_seed": Int(0, 2**32 - 1),
+        "n_process": Int(1, 256),
+        "max_vocab": Int(5, 10_000_000),  # the 4 specials and at least one word
+        "min_freq": Int(1),
+        "src_len_percentile": Real(0.0, 100.0, low_open=True),
+        "tgt_len_percentile": Real(0.0, 100.0, low_open=True),
+        "batch_size": SIZE,
+        "eval_batch_size": Int(1, 65_536, null=True),
+        "chunk_batches": Int(1, 1_000_000),
+        "num_workers": Int(0, 256),
+        "seed": Int(0, 2**32 - 1),
+        "src_emb_dim": SIZE,
+        "tgt_emb_dim": SIZE,
+    }
+
     def __init__(
         self,
         train: Corpus,
@@ -81,11 +98,7 @@ class TranslationDataModule(pl.LightningDataModule):
         cache_dir: str | Path = "data/cache",
     ) -> None:
         super().__init__()
-        if not 0 < valid_fraction < 1:
-            raise InputError(f"valid_fraction={valid_fraction}: expected 0 < fraction < 1")
-        for name, pct in (("src", src_len_percentile), ("tgt", tgt_len_percentile)):
-            if not 0 < pct <= 100:
-                raise InputError(f"{name}_len_percentile={pct}: expected 0 < percentile <= 100")
+        check_ranges(locals(), self.RANGES)
         self.prep = Preparation(
             corpora={"train": train, "valid": valid, "test": test},
             cache_root=Path(cache_dir),

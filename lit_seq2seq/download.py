@@ -19,7 +19,6 @@ data config expects, and exits with status 1.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import io
@@ -32,6 +31,8 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from lit_common import cli
 
 SPLITS_FILE = Path(__file__).parent / "data" / "tatoeba_question_splits.tsv"
 QUESTION = re.compile(r"^(what|where|which|when|who|why|how)\b", re.IGNORECASE)
@@ -95,15 +96,13 @@ def manual_instructions(name: str, dest: Path, reason: str) -> str:
     r = RESOURCES[name]
     if name == "tatoeba":
         return (
-            f"could not download {name} ({reason}).\n"
-            f"  Download {r.url} (or {MANYTHINGS_URL}) and run\n"
-            f"  python -m lit_seq2seq.download tatoeba --dest {dest} --archive <the zip>\n"
-            f"  to write {dest / r.expected}."
+            f"could not download {name} ({reason}); download {r.url} (or {MANYTHINGS_URL}) and "
+            f"run `python -m lit_seq2seq.download tatoeba --dest {dest} --archive <the zip>` to "
+            f"write {dest / r.expected}"
         )
     return (
-        f"could not download {name} ({reason}).\n"
-        f"  Download {r.url}\n"
-        f"  and unpack it so that {dest / r.expected} exists ({r.note})."
+        f"could not download {name} ({reason}); download {r.url} and unpack it so that "
+        f"{dest / r.expected} exists ({r.note})"
     )
 
 
@@ -114,10 +113,41 @@ def _download(url: str, target: Path, timeout: float) -> None:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, part.open("wb") as f:
             shutil.copyfileobj(response, f)
+            headers = getattr(response, "headers", None) or {}
+        expected = headers.get("Content-Length")
+        if expected and expected.isdigit() and part.stat().st_size != int(expected):
+            raise DownloadError(
+                f"{url}: got {part.stat().st_size:,} of {int(expected):,} bytes (connection cut)"
+            )
+        check_payload(part, target.name)
         part.replace(target)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+
+
+MAGIC = {".zip": (b"PK\x03\x04", b"PK\x05\x06"), ".gz": (b"\x1f\x8b",)}
+
+
+def check_payload(path: Path, name: str) -> None:
+    """Refuse what a server sends instead of an archive: an HTML or XML page (a login, error or
+    "moved" page) or bytes that do not start as ``name``'s format (zip, gzip, tar) does.
+
+    Raises:
+        DownloadError: naming the file and what it is instead.
+    """
+    with path.open("rb") as f:
+        head = f.read(512)
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        raise DownloadError(
+            f"{name}: the server sent a web page, not the archive (a login, error or moved page)"
+        )
+    suffix = Path(name).suffix
+    if suffix in MAGIC and not head.startswith(MAGIC[suffix]):
+        raise DownloadError(f"{name}: not a {suffix[1:]} archive (starts with {head[:8]!r})")
+    if suffix == ".tar" and not tarfile.is_tarfile(path):
+        raise DownloadError(f"{name}: not a tar archive (truncated or another file)")
 
 
 def fetch(name: str, dest: Path, timeout: float = 30.0) -> Path:
@@ -132,10 +162,15 @@ def fetch(name: str, dest: Path, timeout: float = 30.0) -> Path:
     try:
         _download(r.url, archive, timeout)
     except (OSError, http.client.HTTPException) as err:  # URLError and timeouts are OSErrors
-        raise OSError(manual_instructions(name, dest, str(err))) from None
+        raise DownloadError(manual_instructions(name, dest, str(err))) from None
     if archive.suffix == ".tar":
-        with tarfile.open(archive) as t:
-            t.extractall(dest / "giga-fren", filter="data")
+        try:
+            with tarfile.open(archive) as t:
+                t.extractall(dest / "giga-fren", filter="data")
+        except (tarfile.TarError, EOFError) as err:
+            raise DownloadError(
+                f"{archive}: unpacking failed ({err}); delete it and run again"
+            ) from None
     return dest
 
 
@@ -283,7 +318,7 @@ def fetch_tatoeba(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=sorted(RESOURCES))
     parser.add_argument("--dest", type=Path, default=Path("data"))
     parser.add_argument(

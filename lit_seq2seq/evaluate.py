@@ -13,20 +13,18 @@ printed is one JSON object: ``bleu``, ``bleu_signature``, ``chrf``, ``chrf_signa
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
+from lit_common import cli
 from lit_common.errors import InputError
 from lit_seq2seq.bleu import corpus_scores
 from lit_seq2seq.corpus import CorpusError, ReadStats, TsvCorpus
 from lit_seq2seq.module import Seq2SeqModule
-from lit_seq2seq.translate import Translator
+from lit_seq2seq.translate import ALPHA, BATCH, BEAM, Translator
 
 
 def grouped_pairs(path: Path, columns: Sequence[str]) -> tuple[list[str], list[list[str]], int]:
@@ -55,27 +53,29 @@ def translate_all(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, type=Path, help="checkpoint from train.py")
     parser.add_argument("--pairs", required=True, type=Path, help="french<TAB>english file")
     parser.add_argument("--columns", nargs="+", default=["fr", "en"], help="the file's columns")
-    parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
-    parser.add_argument("--alpha", type=float, default=1.0, help="beam length penalty exponent")
-    parser.add_argument("--batch-size", type=int, default=100, help="sentences decoded together")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--hypotheses", type=Path, help="also write the translations here")
+    parser.add_argument("--beam", type=BEAM.arg(), default=1, help=f"beam size (1: greedy); {BEAM}")
+    parser.add_argument(
+        "--alpha", type=ALPHA.arg(), default=1.0, help=f"beam length penalty exponent; {ALPHA}"
+    )
+    parser.add_argument(
+        "--batch-size", type=BATCH.arg(), default=100, help="sentences decoded together"
+    )
+    parser.add_argument("--device", type=cli.device, default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--hypotheses", type=cli.output_file(None), help="also write the translations here"
+    )
     args = parser.parse_args(argv)
-    if args.beam < 1 or args.batch_size < 1:
-        parser.error(f"--beam {args.beam} --batch-size {args.batch_size}: expected >= 1")
     try:
         sources, references, n_pairs = grouped_pairs(args.pairs, args.columns)
         module = Seq2SeqModule.from_checkpoint(args.ckpt)
+        translator = Translator(module, args.beam, args.alpha, device=args.device, attention=False)
     except InputError as err:  # CorpusError, CheckpointError and every other bad input
         print(f"error: {err}", file=sys.stderr)
         return 2
-    translator = Translator(
-        module, args.beam, args.alpha, device=torch.device(args.device), attention=False
-    )
     hypotheses, seconds = translate_all(translator, sources, args.batch_size)
     if args.hypotheses is not None:
         args.hypotheses.write_text("\n".join(hypotheses) + "\n", encoding="utf-8")

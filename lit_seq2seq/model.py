@@ -8,12 +8,14 @@ forcing through ``pr_force`` (seq2seq_tf), ``attention`` (seq2seq_attn) and all 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from lit_common.errors import InputError
+from lit_common.ranges import PROBABILITY, SIZE, Int, Range, Real, check_ranges
 from lit_seq2seq.decoder import ATTENTION_STYLES, Decoder, DecoderState, Memory
 from lit_seq2seq.encoder import Encoder
 
@@ -74,7 +76,19 @@ class Seq2SeqConfig:
     init: str = "pytorch"
     emb_init_std: float | None = None
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("enc_emb_dim", "enc_hidden", "dec_emb_dim", "dec_hidden"), SIZE),
+        **dict.fromkeys(("enc_layers", "dec_layers"), Int(1, 64)),
+        **dict.fromkeys(
+            ("enc_dropout", "enc_emb_dropout", "dec_dropout", "out_dropout", "dec_emb_dropout"),
+            PROBABILITY,
+        ),
+        "attn_size": SIZE,
+        "emb_init_std": Real(0.0, low_open=True, null=True),
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(asdict(self), self.RANGES)
         if self.enc_layers != self.dec_layers:
             raise InputError(
                 f"enc_layers={self.enc_layers} but dec_layers={self.dec_layers}: the encoder's "
@@ -87,8 +101,6 @@ class Seq2SeqConfig:
         ):
             if getattr(self, key) not in valid:
                 raise InputError(f"{key}={getattr(self, key)!r} unknown; valid: {list(valid)}")
-        if self.emb_init_std is not None and not self.emb_init_std > 0:
-            raise InputError(f"emb_init_std={self.emb_init_std}: expected > 0, or null")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

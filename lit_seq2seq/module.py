@@ -20,7 +20,7 @@ The vocabularies, tokenizer settings and the detokenizer are stored in the check
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -28,8 +28,9 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric, SumMetric
 
 from lit_common.checkpoint import CheckpointError
-from lit_common.errors import InputError
 from lit_common.optim import build, partial_config
+from lit_common.ranges import PROBABILITY, Int, Range, Real, check_ranges
+from lit_common.schema import require, require_strings
 from lit_common.sizes import BuiltFromData
 from lit_seq2seq.bleu import CorpusBleu
 from lit_seq2seq.dataset import Batch
@@ -67,6 +68,14 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
             otherwise taken from the datamodule at fit time.
     """
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        **{f"net.{key}": valid for key, valid in Seq2SeqConfig.RANGES.items()},
+        "label_smoothing": PROBABILITY,
+        "gradient_clip_norm": Real(0.0, low_open=True, null=True),
+        "n_samples": Int(0, 10_000),
+        "n_heatmaps": Int(0, 1_000),
+    }
+
     def __init__(
         self,
         net: Seq2SeqConfig | dict[str, Any],
@@ -80,12 +89,9 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
         translation: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_ranges(locals(), self.RANGES)
         optimizer = partial_config(optimizer or DEFAULT_OPTIMIZER, "optimizer")
         scheduler = partial_config(scheduler, "scheduler")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise InputError(f"label_smoothing={label_smoothing}: expected 0 <= value < 1")
-        if gradient_clip_norm is not None and not gradient_clip_norm > 0:
-            raise InputError(f"gradient_clip_norm={gradient_clip_norm}: expected > 0, or null")
         config = net if isinstance(net, Seq2SeqConfig) else Seq2SeqConfig(**net)
         self.save_hyperparameters(
             {
@@ -132,6 +138,23 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
         """Vocabularies, tokenizer settings and detokenizer: what translating needs besides
         weights (``TranslationDataModule.model_info``)."""
         return self.info
+
+    @classmethod
+    def check_info(cls, info: Any) -> None:
+        """Vocabularies as lists of strings that start with the specials, without duplicates;
+        the tokenizer's settings: what a damaged or hand-made checkpoint breaks."""
+        super().check_info(info)
+        require(info, {"src_lang": str, "lowercase": bool, "detokenizer": (dict, None)}, "info")
+        for side in ("src_vocab", "tgt_vocab"):
+            Vocab(require_strings(info[side], f"its {side}"))
+        import spacy
+
+        try:
+            spacy.util.get_lang_class(info["src_lang"])
+        except Exception:  # spaCy raises ImportError/KeyError variants for unknown codes
+            raise CheckpointError(
+                f"its src_lang {info['src_lang']!r} is not a spaCy language"
+            ) from None
 
     def build_net(self, info: dict[str, Any]) -> None:
         self.info = info

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from lit_common.cli import save_figure
+
 
 def attention_figure(
     items: Sequence[tuple[Sequence[str], Sequence[str], torch.Tensor]], title: str = ""
@@ -34,10 +36,4 @@ def attention_figure(
 def save_attention_png(
     items: Sequence[tuple[Sequence[str], Sequence[str], torch.Tensor]], path: Path, title: str = ""
 ) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig = attention_figure(items, title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)  # type: ignore[attr-defined]
-    plt.close(fig)  # type: ignore[arg-type]
-    return path
+    return save_figure(attention_figure(items, title), path, dpi=90)

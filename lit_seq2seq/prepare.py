@@ -28,7 +28,7 @@ import numpy as np
 import spacy
 from rich.progress import Progress
 
-from lit_common.cache import content_hash, load_array, staged
+from lit_common.cache import content_hash, file_identity, load_array, staged
 from lit_seq2seq.corpus import Corpus, CorpusError, ReadStats
 from lit_seq2seq.dataset import PairDataset, Ragged, References
 from lit_seq2seq.detokenizer import Detokenizer
@@ -37,7 +37,7 @@ from lit_seq2seq.vocab import SPECIALS, Vocab
 from lit_seq2seq.wordvecs import VectorsError, VectorSource, embedding_matrix, lookup
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: every line ending, BOM and invisible characters handled (lit_common/text)
 SPLITS = ("train", "valid", "test")
 PER_PAIR = ("src", "tgt", "raw_src", "raw_tgt", "spaced_tgt")  # lists split pair by pair
 ROUND_TRIP_SAMPLE = 2000  # training references re-tokenised to check the detokenizer
@@ -105,7 +105,15 @@ class Preparation:
         )
 
     def _vectors_key(self) -> str:
-        return content_hash({k: [vars(self.vectors[k]), self.emb_dims[k]] for k in ("src", "tgt")})
+        """Settings of both sides, and for a vector file its content (``file_identity``): a
+        file replaced in place is new input. Sources without a file keep their old keys."""
+        key = {}
+        for side in ("src", "tgt"):
+            source = self.vectors[side]
+            key[side] = [vars(source), self.emb_dims[side]]
+            if source.kind in ("vec", "fasttext") and source.path and Path(source.path).is_file():
+                key[side].append(file_identity(source.path, self.cache_root / "file_hashes.json"))
+        return content_hash(key)
 
     @property
     def cache_path(self) -> Path:
@@ -191,6 +199,14 @@ class Preparation:
         for side in ("src", "tgt"):
             token_counts = Counter(t for s in data["train"][side] for t in s)
             vocab = Vocab.from_counts(token_counts, self.max_vocab, self.min_freq)
+            if len(vocab) == len(SPECIALS):  # the model could only ever say _unk_
+                language = "French" if side == "src" else "English"
+                top = max(token_counts.values(), default=0)
+                raise CorpusError(
+                    f"data.min_freq={self.min_freq} leaves the {language} vocabulary with only "
+                    f"the 4 specials (its most frequent word occurs {top} times in "
+                    f"{len(data['train'][side])} training sentences); lower data.min_freq"
+                )
             vocabs[side] = vocab
             vocab.save(tmp / f"vocab_{side}.json")
             counts = [0] * len(SPECIALS) + [token_counts[t] for t in vocab.itos[len(SPECIALS) :]]

@@ -13,13 +13,19 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 
 from lit_common.errors import InputError
+from lit_common.text import clean
 
+# A "sentence" longer than this is a file without line breaks or binary data, not a sentence:
+# readers skip and count it, translate answers it with an error line. spaCy's own limit
+# (nlp.max_length, 1,000,000) would raise mid-corpus instead.
+MAX_CHARS = 10_000
 _SPACES = re.compile(r"[\u00a0\u2007\u202f\u2009\u200a\u3000\s]+")
 
 
 def normalize(text: str) -> str:
-    """NFC; Unicode space runs as one ASCII space; stripped; U+2019 apostrophe as an ASCII quote."""
-    text = unicodedata.normalize("NFC", text).replace("\u2019", "'")
+    """Invisible and control characters removed (``lit_common.text.clean``); NFC; Unicode space
+    runs as one ASCII space; stripped; U+2019 apostrophe as an ASCII quote."""
+    text = unicodedata.normalize("NFC", clean(text)).replace("\u2019", "'")
     return _SPACES.sub(" ", text).strip()
 
 
@@ -58,10 +64,25 @@ class Tokenizer:
             yield [token for token, _ in spaced]
 
     def pipe_spaced(self, texts: Iterable[str]) -> Iterator[list[tuple[str, bool]]]:
-        """``(token, followed by a space)`` of each text: what ``Detokenizer.learn`` reads."""
+        """``(token, followed by a space)`` of each text: what ``Detokenizer.learn`` reads.
+
+        Raises:
+            InputError: a text over ``MAX_CHARS`` characters (readers skip those first).
+        """
         docs = self.nlp.pipe(
-            (normalize(t) for t in texts), batch_size=self.batch_size, n_process=self.n_process
+            (self._checked(normalize(t)) for t in texts),
+            batch_size=self.batch_size,
+            n_process=self.n_process,
         )
         for doc in docs:
             tokens = [(t.text, bool(t.whitespace_)) for t in doc if not t.is_space]
             yield [(t.lower(), s) for t, s in tokens] if self.lowercase else tokens
+
+    @staticmethod
+    def _checked(text: str) -> str:
+        if len(text) > MAX_CHARS:
+            raise InputError(
+                f"a text of {len(text):,} characters is over the tokenizer's limit of "
+                f"{MAX_CHARS:,}: a file without line breaks, or not text"
+            )
+        return text

@@ -25,11 +25,13 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from lit_common.ranges import Int, Range, Real, check_ranges
 from lit_common.vectors import VectorsError, read_vec
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,15 @@ class VectorSource:
     scale: float | str = "auto"
     center: bool = True
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "epochs": Int(1, 10_000),
+        "min_count": Int(1),
+        "bucket": Int(1, 100_000_000),
+        "scale": Real(0.0, low_open=True, also=("auto",)),
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(asdict(self), self.RANGES)
         if self.kind not in KINDS:
             raise VectorsError(f"vectors kind={self.kind!r} unknown; valid: {list(KINDS)}")
         if self.kind in ("fasttext", "vec", "spacy") and not self.path:

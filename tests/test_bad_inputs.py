@@ -213,3 +213,87 @@ def test_nan_loss_stops_naming_the_step_and_keeps_good_checkpoints(tmp_path: Pat
     assert last["global_step"] == 14  # the end of epoch 1 (7 batches an epoch), before the NaN
     floats = [v for v in last["state_dict"].values() if v.is_floating_point()]
     assert all(torch.isfinite(v).all() for v in floats)
+
+
+def _tampered(tmp_path: Path, source: Path, change: Any, name: str) -> Path:
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    change(checkpoint)
+    path = tmp_path / f"{name}.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+def _first_weight(checkpoint: dict[str, Any]) -> str:
+    return next(iter(checkpoint["state_dict"]))
+
+
+DAMAGED_SEQ2SEQ = [
+    (
+        "no specials",
+        lambda c: c["translation"].update(src_vocab=["a", "b"]),
+        "Vocab must start with",
+    ),
+    (
+        "vocab not strings",
+        lambda c: c["translation"].update(tgt_vocab=[1, 2]),
+        "expected a list of strings",
+    ),
+    (
+        "vocab duplicates",
+        lambda c: c["translation"]["src_vocab"].append("_unk_"),
+        "duplicate tokens",
+    ),
+    ("info missing key", lambda c: c["translation"].pop("tgt_vocab"), "lacks ['tgt_vocab']"),
+    (
+        "unknown language",
+        lambda c: c["translation"].update(src_lang="zz"),
+        "src_lang 'zz' is not a spaCy language",
+    ),
+    ("info not a dict", lambda c: c.update(translation=[1]), "entry is not a dict"),
+    (
+        "lowercase not bool",
+        lambda c: c["translation"].update(lowercase="yes"),
+        "'lowercase' should be bool",
+    ),
+    (
+        "hparam out of range",
+        lambda c: c["hyper_parameters"]["net"].update(enc_hidden=0),
+        "enc_hidden=0 is out of range",
+    ),
+    (
+        "unknown hparam",
+        lambda c: c["hyper_parameters"]["net"].update(depth=3),
+        "unexpected keyword argument 'depth'",
+    ),
+    ("no hparams", lambda c: c.pop("hyper_parameters"), "lacks its hyper_parameters or state_dict"),
+    ("no state_dict", lambda c: c.pop("state_dict"), "lacks its hyper_parameters or state_dict"),
+    (
+        "hparams disagree with weights",
+        lambda c: c["hyper_parameters"]["net"].update(enc_hidden=32),
+        "the weights do not fit",
+    ),
+    ("a weight missing", lambda c: c["state_dict"].pop(_first_weight(c)), "the weights do not fit"),
+    (
+        "a weight reshaped",
+        lambda c: c["state_dict"].update({_first_weight(c): torch.zeros(3)}),
+        "the weights do not fit",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"), DAMAGED_SEQ2SEQ, ids=[d[0] for d in DAMAGED_SEQ2SEQ]
+)
+def test_a_damaged_translation_checkpoint_is_one_line(
+    tmp_path: Path, tiny_run: dict[str, Any], capsys: Any, name: str, change: Any, message: str
+) -> None:
+    """Checkpoints that load safely but disagree with themselves: translate says so in one line
+    (exit 2) instead of a traceback from deep inside PyTorch."""
+    from lit_seq2seq.translate import main
+
+    damaged = _tampered(tmp_path, tiny_run["ckpt"], change, name.replace(" ", "_"))
+    assert main(["--ckpt", str(damaged), "bonjour"]) == 2
+    out = capsys.readouterr()
+    err = out.err.strip().splitlines()
+    assert out.out == "" and len(err) == 1 and err[0].startswith("error: "), out.err
+    assert message in err[0], err[0]

@@ -81,6 +81,28 @@ def test_ckpt_path_last_finds_the_newest_resumable_checkpoint(tmp_path: Path) ->
     assert resolve_ckpt_path(None, tmp_path, current) is None
 
 
+def test_ckpt_path_last_passes_over_checkpoints_of_another_model(tmp_path: Path) -> None:
+    """A DeViSE run after a translation run: `last` is the newest DeViSE checkpoint, not the
+    newest of any model (each run's .hydra/config.yaml names its model)."""
+    runs = tmp_path / "logs" / "train" / "runs"
+    targets = {"a": "lit_devise.module.DeviseModule", "b": "lit_seq2seq.module.Seq2SeqModule"}
+    for name, target in targets.items():
+        ckpt = runs / name / "checkpoints" / "last.ckpt"
+        ckpt.parent.mkdir(parents=True)
+        torch.save({"state_dict": {}}, ckpt)
+        (runs / name / ".hydra").mkdir()
+        (runs / name / ".hydra" / "config.yaml").write_text(f"model:\n  _target_: {target}\n")
+    os.utime(runs / "a" / "checkpoints" / "last.ckpt", (1, 1))  # the translation run is newer
+    root, current = tmp_path / "logs" / "train", runs / "c"
+    devise = resolve_ckpt_path("last", root, current, targets["a"])
+    assert devise == str(runs / "a" / "checkpoints" / "last.ckpt")
+    assert resolve_ckpt_path("last", root, current, targets["b"]).startswith(str(runs / "b"))
+    with pytest.raises(
+        CheckpointError, match=r"of third\.Model .*\(2 of other models passed over\)"
+    ):
+        resolve_ckpt_path("last", root, current, "third.Model")
+
+
 def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it_in_the_same_wandb_run(
     tmp_path: Path,
 ) -> None:

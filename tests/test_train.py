@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -17,6 +20,7 @@ import train
 from callbacks import OneCycleScheduler, TeacherForcingScheduler
 from lit_common import run
 from lit_common.wandb_logger import WandbBestSummary
+from lit_devise.synthetic import make_shapes
 from tests.conftest import DEVISE_RUN, REPO_ROOT, TINY_RUN, compose_train
 from tests.helpers import run_train
 
@@ -126,9 +130,11 @@ def test_train_fits_any_lightning_module_with_callbacks_from_config(tmp_path: Pa
     assert float(rows[15]["train/pr_force"]) == pytest.approx(0.5)
 
 
-def run_ddp(tmp_path: Path, run: tuple[str, ...], *overrides: str) -> list[dict[str, str]]:
+def run_ddp(
+    tmp_path: Path, run: tuple[str, ...], *overrides: str
+) -> tuple[list[dict[str, str]], str]:
     """`python train.py` on 2 CPU processes: checks it ends with a checkpoint in one output dir,
-    returns the CSV metric rows."""
+    returns the CSV metric rows and what the processes wrote (log lines go to stdout)."""
     base = [o for o in run if not o.startswith(("trainer=", "trainer.max_epochs"))]
     proc = run_train(*base, "trainer=ddp_cpu", "trainer.max_epochs=2", *overrides,
                      f"paths.data_dir={tmp_path / 'data'}", cwd=tmp_path)  # fmt: skip
@@ -137,13 +143,13 @@ def run_ddp(tmp_path: Path, run: tuple[str, ...], *overrides: str) -> list[dict[
     assert last.startswith("checkpoint: ") and Path(last.split(" ", 1)[1]).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "one output dir"
     with open(tmp_path / "run" / "csv" / "version_0" / "metrics.csv") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(f)), proc.stdout + proc.stderr
 
 
 @pytest.mark.ddp
 def test_train_py_seq2seq_on_two_cpu_processes(tmp_path: Path) -> None:
     # 411 train pairs: not a multiple of 2 ranks x 32
-    rows = run_ddp(tmp_path, TINY_RUN, "data.train.n_pairs=457")
+    rows, _ = run_ddp(tmp_path, TINY_RUN, "data.train.n_pairs=457")
     steps = {r["step"] for r in rows if r["train/lr"]}
     # at least ceil(411 / (2 x 32)) = 7 batches per rank per epoch; the sort-ish sampler may use
     # 5% more for cheaper boundaries, rounded up to equal counts: 8
@@ -270,10 +276,39 @@ def test_train_py_devise_on_two_cpu_processes(tmp_path: Path) -> None:
         "+logger.csv={_target_:pytorch_lightning.loggers.CSVLogger,name:csv,"
         "save_dir:'${paths.output_dir}'}"
     )
-    # 18 x 11 = 198 train images: not a multiple of 2 ranks x 64
-    rows = run_ddp(tmp_path, DEVISE_RUN, "data.synthetic.n_per_class=13", "logger=wandb", csv_too)
+    # 20 x 13 images and one more: 261, which 2 ranks do not divide. 198 or 199 train images:
+    # not a multiple of 2 ranks x 64.
+    shapes = make_shapes(tmp_path / "data" / "shapes", n_per_class=13, size=64, dim=50, seed=0)
+    first = sorted((shapes / "images" / "red_circle").iterdir())[0]
+    shutil.copy(first, first.with_name("extra.png"))
+    rows, output = run_ddp(
+        tmp_path, DEVISE_RUN, "data.synthetic.n_per_class=13", "logger=wandb", csv_too
+    )
+    for rank, n in ((0, 131), (1, 130)):
+        assert f"precompute share of rank {rank} of 2: {n} images" in output, output[-3000:]
     steps = {r["step"] for r in rows if r["train/lr"]}
-    assert len(steps) == 2 * 2  # 99 images per rank: batches of 64 and 35, nothing dropped
+    assert len(steps) == 2 * 2  # 99-100 images per rank: batches of 64 and the rest
+    # Both ranks computed a share of the activations; the merged cache is the one a single
+    # process writes (the same rows in the same order; float16, so equal up to rounding).
+    cached = next((tmp_path / "data" / "cache" / "devise").glob("features-*"))
+    assert not list(cached.parent.glob("*.shards-*")), "the shares are removed once merged"
+    overrides = [o for o in DEVISE_RUN if not o.startswith(("trainer=", "trainer.max"))]
+    cfg = compose_train(tmp_path / "single", *overrides, "data.synthetic.n_per_class=13",
+                        f"paths.data_dir={tmp_path / 'data'}",
+                        f"data.cache_dir={tmp_path / 'single_cache'}")  # fmt: skip
+    single = hydra.utils.instantiate(cfg.data)
+    single.prepare_data()
+    alone = next((tmp_path / "single_cache").glob("features-*"))
+    assert alone.name == cached.name
+    report = json.loads((cached / "report.json").read_text())
+    assert report["images"] == 261 and report == json.loads((alone / "report.json").read_text())
+    np.testing.assert_array_equal(np.load(cached / "ok.npy"), np.load(alone / "ok.npy"))
+    np.testing.assert_allclose(
+        np.load(cached / "features.npy").astype(np.float32),
+        np.load(alone / "features.npy").astype(np.float32),
+        rtol=2e-3,
+        atol=2e-3,
+    )
     assert any(r["val/hit_at_1"] for r in rows) and any(r["zeroshot/hit_at_1"] for r in rows)
     # Rank 0 alone writes the W&B run and the figures.
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
@@ -476,15 +511,18 @@ def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
     [
         (("model.net.rnn_type=rnn",), "rnn_type='rnn' unknown; valid: ['gru', 'lstm']"),
         (("model.net.attention_style=luong",), "attention_style='luong' unknown; valid: "),
-        (("model.label_smoothing=1.0",), "label_smoothing=1.0: expected 0 <= value < 1"),
+        (
+            ("model.label_smoothing=1.0",),
+            "label_smoothing=1.0 is out of range: expected a finite number in [0, 1)",
+        ),
         (
             ("model.optimizer._target_=torch.optim.Adamm",),
             "optimizer._target_='torch.optim.Adamm' cannot be imported "
             "(torch.optim has no 'Adamm')",
         ),
-        (("data.valid_fraction=1.5",), "valid_fraction=1.5: expected 0 < fraction < 1"),
-        (("data.batch_size=0",), "batch_size=0: expected >= 1"),
-        (("data.chunk_batches=0",), "chunk_batches=0: expected >= 1"),
+        (("data.valid_fraction=1.5",), "data.valid_fraction=1.5 is out of range"),
+        (("data.batch_size=0",), "data.batch_size=0 is out of range"),
+        (("data.chunk_batches=0",), "data.chunk_batches=0 is out of range"),
         (("model=devise", "model.loss=l2"), "loss='l2' unknown; valid: "),
         (("callbacks.teacher_forcing.granularity=month",), "TeacherForcingScheduler(granularity="),
         (("callbacks.one_cycle.pct_start=1.5",), "OneCycleScheduler(pct_start=1.5)"),

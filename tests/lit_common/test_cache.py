@@ -68,3 +68,18 @@ def test_load_array_refuses_pickles_and_garbage(tmp_path: Path) -> None:
     raw.write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(CacheError, match=r"delete .* and run again"):
         load_array(raw)
+
+
+def test_a_cache_folder_removed_mid_run_is_one_clear_error(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "cache"
+    removed = pytest.raises(CacheError, match=r"was removed while part was written; run again")
+    with removed, staged(root / "part") as tmp:
+        (tmp / "a.json").write_text("{}")
+        shutil.rmtree(root)  # another process cleans the cache
+        (tmp / "b.json").write_text("{}")
+    assert not root.exists()
+    # Other errors pass through unchanged.
+    with pytest.raises(OSError, match="unrelated"), staged(tmp_path / "c" / "part"):
+        raise PermissionError("unrelated")

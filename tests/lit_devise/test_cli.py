@@ -141,7 +141,7 @@ def test_text_queries_never_read_the_vector_file(
     import json
 
     info = json.loads((built["index"] / "index.json").read_text())
-    assert info["format"] == 2 and info["query_words"] > 0
+    assert info["format"] == 3 and info["query_words"] > 0
     expected = search_cli.search(built["index"], text="red circle", k=5)
 
     def no_file(*args: Any, **kwargs: Any) -> None:
@@ -188,4 +188,90 @@ def test_an_id_that_leaves_the_indexed_folder_is_refused(
     assert proc.returncode == 1 and proc.stdout == "", proc.stdout
     assert proc.stderr.strip() == (
         "error: image id '../../../../etc/passwd' leaves the indexed folder; the index is damaged"
+    )
+
+
+def test_search_out_is_written_exactly_where_asked(built: dict[str, Any], tmp_path: Path) -> None:
+    """`--out DIR` used to write DIR.png and report DIR; a directory or a name without a picture
+    suffix is now refused before the search, and a good name is written as given."""
+    base = ["lit_devise.search", "--index", str(built["index"]), "--text", "red"]
+    for out, message in [
+        (tmp_path, "is a directory; give a file name"),
+        (tmp_path / "grid", "expected a file name ending in one of .png"),
+        (tmp_path / "a.txt" / "grid.png", "is not a directory"),
+    ]:
+        if out.name == "grid.png":
+            out.parent.write_text("a file, not a folder")
+        proc = run(*base, "--out", str(out))
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1 and message in err[0], proc.stderr
+        assert proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # nothing else written
+    target = tmp_path / "deep" / "grid.svg"
+    proc = run(*base, "--out", str(target))
+    assert proc.returncode == 0 and f"grid: {target}" in proc.stderr
+    assert target.read_bytes().lstrip().startswith(b"<?xml")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["grid.svg"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--k", "0"], "argument --k: 0 is out of range: expected an integer in [1, 10000]"),
+        (["--k", "nan"], "argument --k: 'nan' is not an integer"),
+        (["--k", "100000"], "argument --k: 100000 is out of range"),
+        (["--target", "nouns"], "argument --target: invalid choice: 'nouns'"),
+    ],
+)
+def test_search_flags_are_checked_in_one_line(
+    built: dict[str, Any], flags: list[str], message: str
+) -> None:
+    proc = run("lit_devise.search", "--index", str(built["index"]), "--text", "red", *flags)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and message in err[0], proc.stderr
+
+
+def test_index_flags_are_checked_in_one_line(built: dict[str, Any], tmp_path: Path) -> None:
+    base = ["--ckpt", str(built["ckpt"]), "--images", str(built["images"]), "--out", str(tmp_path)]
+    for flags, message in [
+        (["--batch-size", "0"], "argument --batch-size: 0 is out of range"),
+        (["--query-words", "-1"], "argument --query-words: -1 is out of range"),
+        (["--device", "cuda:7"], "argument --device: cuda:7"),
+        (["--backend", "annoy"], "argument --backend: invalid choice: 'annoy'"),
+        (["--out", str(built["ckpt"])], "argument --out: " + str(built["ckpt"]) + " exists and is"),
+    ]:
+        proc = run("lit_devise.index", *base, *flags)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(err) == 1 and message in err[0], proc.stderr
+
+
+def test_a_swapped_native_file_is_refused_before_the_native_library(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """The index's faiss file replaced with another index's (a valid file, other vectors):
+    refused by its checksum, in one line, before faiss reads it."""
+    import shutil
+
+    tampered = tmp_path / "idx"
+    shutil.copytree(built["index"], tampered)
+    shutil.copy(tampered / "labels" / "faiss.index", tampered / "images" / "faiss.index")
+    proc = run("lit_devise.search", "--index", str(tampered), "--text", "red", "--k", "2")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tampered / 'images'} is not a usable index: {tampered / 'images' / 'index.json'}"
+        f": {tampered / 'images' / 'faiss.index'} does not match the checksum recorded when it "
+        "was written (changed or damaged); rebuild it"
+    ]
+
+
+def test_an_images_root_that_is_not_a_folder_is_refused(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Results under a folder that does not exist would be paths to nothing."""
+    proc = run("lit_devise.search", "--index", str(built["index"]), "--text", "red",
+               "--images-root", str(tmp_path / "moved_nowhere"))  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        f"error: --images-root {tmp_path / 'moved_nowhere'} is not a folder; give where the "
+        "images are"
     )

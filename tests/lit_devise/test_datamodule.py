@@ -283,3 +283,21 @@ def test_the_datamodule_uses_the_weights_preprocessing(shapes: Path, tmp_path: P
     assert dm.transform_settings["resize_ratio"] == 224 / 232
     assert dm.transform_settings["image_size"] == 224
     assert dm.eval_transform().transforms[0].size == 232
+
+
+def test_a_failed_precompute_share_ends_every_rank_not_a_barrier() -> None:
+    """Under DDP the ranks agree on success with a collective instead of waiting at a barrier:
+    the failing rank raises its own error, the others a clear one, none waits for the timeout."""
+    from types import SimpleNamespace
+
+    from lit_devise.datamodule import _all_or_raise
+
+    def trainer(all_ok: bool) -> Any:
+        decide = lambda ok, all=True: ok and all_ok  # noqa: E731 - the other ranks' votes
+        return SimpleNamespace(strategy=SimpleNamespace(reduce_boolean_decision=decide))
+
+    _all_or_raise(trainer(True), None, "merging")  # everyone succeeded
+    with pytest.raises(ImageDataError, match="another DDP rank failed while merging"):
+        _all_or_raise(trainer(False), None, "merging")
+    with pytest.raises(OSError, match="disk"):
+        _all_or_raise(trainer(False), OSError("disk"), "merging")

@@ -121,3 +121,12 @@ def test_images_over_the_pixel_budget_are_skipped_before_decoding(tmp_path: Path
     with pytest.raises(ImageTooLargeError, match="empty image"):
         check_size(0, 5)
     check_size(10_000, MAX_PIXELS // 10_000)  # exactly the budget is fine
+
+
+def test_class_names_with_bom_crlf_and_a_bad_line(tmp_path: Path) -> None:
+    mapping = tmp_path / "classes.tsv"
+    mapping.write_bytes(b"\xef\xbb\xbfa\tred ball\r\nb\tblue box\r\n")
+    assert read_class_names(mapping) == {"a": "red ball", "b": "blue box"}
+    mapping.write_bytes(b"a\tred\nb\tcaf\xe9\n")
+    with pytest.raises(ImageDataError, match=r"classes\.tsv:2: byte 0xe9 at column 6 is not UTF-8"):
+        read_class_names(mapping)

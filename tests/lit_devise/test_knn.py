@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from lit_devise.knn import KnnError, KnnIndex, exact_search, normalize, recall_at_k
+from lit_common.schema import file_digest
+from lit_devise.knn import NATIVE_FILES, KnnError, KnnIndex, exact_search, normalize, recall_at_k
 
 HNSW = [
     ("faiss", {"hnsw_threshold": 0}),
@@ -82,3 +85,90 @@ def test_exact_search_chunks_agree(data: tuple) -> None:
     points, queries = data
     p, q = normalize(points), normalize(queries)
     np.testing.assert_array_equal(exact_search(p, q, 5, chunk=7)[1], exact_search(p, q, 5)[1])
+
+
+def _saved(tmp_path: Path, backend: str = "exact") -> Path:
+    rng = np.random.default_rng(0)
+    points = rng.standard_normal((50, 8)).astype(np.float32)
+    return KnnIndex(backend).build(points, [f"p{i}" for i in range(50)]).save(tmp_path / "idx")
+
+
+def _edit(folder: Path, change: Any) -> None:
+    info = json.loads((folder / "index.json").read_text())
+    change(info)
+    (folder / "index.json").write_text(json.dumps(info))
+
+
+TAMPERED_JSON = [
+    (lambda i: i.pop("ids"), "'ids' is missing"),
+    (lambda i: i.update(ids="p0"), "'ids' should be list"),
+    (lambda i: i.update(ids=[1, 2]), "ids: expected a list of strings"),
+    (lambda i: i.update(ids=i["ids"][:-1]), "shape (49, 8) for the 49 ids"),
+    (lambda i: i.update(dim=0), "dim=0 is out of range"),
+    (lambda i: i.update(dim=9), "shape (50, 9)"),
+    (lambda i: i.update(backend="annoy"), "backend 'annoy' unknown"),
+    (lambda i: i.update(format=1), "index format 1"),
+    (lambda i: i.update(format="2"), "'format' should be int"),
+    (lambda i: i["params"].update(m=-4), "params.m=-4 is out of range"),
+    (lambda i: i["params"].update(extra=1), "params should be"),
+    (lambda i: i.update(metadata={"names": ["a"]}), "1 names for 50 ids"),
+    (lambda i: i.pop("files"), "'files' is missing"),
+    (lambda i: i["files"].pop("vectors.npy"), "no size and checksum recorded for vectors.npy"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), TAMPERED_JSON)
+def test_a_tampered_index_json_is_refused_in_one_line(
+    tmp_path: Path, change: Any, message: str
+) -> None:
+    folder = _saved(tmp_path)
+    _edit(folder, change)
+    with pytest.raises(KnnError) as err:
+        KnnIndex.load(folder)
+    assert message in str(err.value) and "\n" not in str(err.value), err.value
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"[1, 2]", b"\xff\xfe", b"null"])
+def test_an_index_json_that_is_not_an_object_is_refused(tmp_path: Path, content: bytes) -> None:
+    folder = _saved(tmp_path)
+    (folder / "index.json").write_bytes(content)
+    with pytest.raises(KnnError, match="is not a usable index"):
+        KnnIndex.load(folder)
+
+
+@pytest.mark.parametrize("backend", [b for b, _ in HNSW if b != "faiss"] + ["faiss"])
+def test_a_crafted_native_file_never_reaches_the_native_library(
+    tmp_path: Path, backend: str
+) -> None:
+    """hnswlib and nmslib trust their files (a crafted one segfaults the process): the
+    checksum in index.json is checked first, so a changed file is refused in one line."""
+    folder = _saved(tmp_path, backend)
+    native = folder / NATIVE_FILES[backend]
+    size = native.stat().st_size
+    native.write_bytes(b"\xff" * 64 + native.read_bytes()[64:])  # same size, crafted header
+    assert native.stat().st_size == size
+    with pytest.raises(KnnError, match="does not match the checksum"):
+        KnnIndex.load(folder)
+    native.write_bytes(b"\x00" * 10)
+    with pytest.raises(KnnError, match="does not match the checksum"):
+        KnnIndex.load(folder)
+    native.unlink()
+    with pytest.raises(KnnError, match="missing or not a regular file"):
+        KnnIndex.load(folder)
+
+
+def test_vectors_that_are_pickles_nan_or_another_shape_are_refused(tmp_path: Path) -> None:
+    folder = _saved(tmp_path)
+    vectors = folder / "vectors.npy"
+    good = np.load(vectors)
+    for bad, message in [
+        (np.array([{"a": 1}], dtype=object), "cannot be read as a NumPy array"),
+        (np.full_like(good, np.nan), "NaN or inf"),
+        (good[:, :4].copy(), "expected float vectors of shape (50, 8)"),
+        (good.astype(np.int64), "expected float vectors"),
+    ]:
+        np.save(vectors, bad, allow_pickle=True)
+        _edit(folder, lambda i: i["files"].update({"vectors.npy": file_digest(vectors)}))
+        with pytest.raises(KnnError) as err:
+            KnnIndex.load(folder)
+        assert message in str(err.value), err.value

@@ -98,3 +98,17 @@ def test_noun_list(tmp_path: Path) -> None:
     path.write_text("n1 dog\n")
     with pytest.raises(VectorsError, match=r"nouns.tsv:1: expected `wnid<TAB>lemma`"):
         read_nouns(path)
+
+
+def test_noun_lists_with_bom_crlf_and_bad_bytes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A byte-order mark, CRLF endings and a Latin-1 line: the good lines are read, the bad one
+    is skipped and counted; a file with no UTF-8 line at all is one clear error."""
+    nouns = tmp_path / "nouns.tsv"
+    nouns.write_bytes(b"\xef\xbb\xbfn01\tred_ball\r\nn02\tcaf\xe9\r\nn03\tblue\xe2\x80\x8b_box\r\n")
+    assert read_nouns(nouns) == (["n01", "n03"], ["red ball", "blue box"])
+    assert "1 lines not UTF-8, skipped (e.g. line 2)" in caplog.text
+    nouns.write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(VectorsError, match="no line is UTF-8 text"):
+        read_nouns(nouns)

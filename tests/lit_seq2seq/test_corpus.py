@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lit_seq2seq.corpus import CorpusError, GigaFrenCorpus, ReadStats, SyntheticCorpus, TsvCorpus
 from lit_seq2seq.synthetic import generate_pairs
@@ -103,3 +106,51 @@ def test_tsv_search_directories_first_match_wins_and_names_the_fetch_command(
     expected = re.escape(f"is not under {own}, {shared}; fetch it with `{fetch}`")
     with pytest.raises(CorpusError, match=expected):
         missing.fingerprint()
+
+
+def test_tsv_text_classes_are_cleaned_or_skipped_and_counted(tmp_path: Path) -> None:
+    """BOM, CR and lone-CR endings, NUL and zero-width characters, Latin-1 and over-long lines:
+    each line is cleaned or skipped with its reason; no other line is lost."""
+    data = (
+        b"\xef\xbb\xbfbonjour ?\thello?\r\n"  # BOM, CRLF
+        b"o\xc3\xb9\xe2\x80\x8b ?\twhere?\r"  # zero-width space, a lone CR ends the line
+        b"a\x00b ?\tc\x1bd?\n"  # NUL and ESC become spaces
+        b"caf\xe9 ?\tcoffee?\n"  # Latin-1
+        + b"x" * 10_001 + b"\tlong?\n"  # over the tokenizer's limit
+        + b"\xe2\x80\x8b\tempty?\n"  # only an invisible character
+        + b"fin ?\tend?"  # no final newline
+    )  # fmt: skip
+    path = tmp_path / "c.tsv"
+    path.write_bytes(data)
+    stats = ReadStats()
+    pairs = list(TsvCorpus(path).pairs(stats))
+    assert pairs == [
+        ("bonjour ?", "hello?"),
+        ("où ?", "where?"),
+        ("a b ?", "c d?"),
+        ("fin ?", "end?"),
+    ]
+    assert stats.lines == 7 and stats.kept == 4
+    assert stats.skipped == {"invalid UTF-8": 1, "over 10,000 characters": 1, "empty side": 1}
+    assert stats.examples["invalid UTF-8"] == [4] and stats.examples["over 10,000 characters"] == [
+        5
+    ]
+
+
+@given(fields=st.lists(st.tuples(st.text(max_size=20), st.text(max_size=20)), max_size=6))
+def test_tsv_reader_never_raises_and_accounts_for_every_line(
+    tmp_path_factory: pytest.TempPathFactory, fields: list[tuple[str, str]]
+) -> None:
+    """Any text at all in the two columns: each line is kept or skipped with a reason, and a
+    kept pair has no tab, newline, control or invisible character left."""
+    path = tmp_path_factory.mktemp("prop") / "p.tsv"
+    rows = [f"{fr}\t{en}" for fr, en in fields if "\t" not in fr + en]
+    text = "\n".join(r.replace("\n", " ").replace("\r", " ") for r in rows)
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    stats = ReadStats()
+    pairs = list(TsvCorpus(path).pairs(stats))
+    assert stats.kept == len(pairs) and stats.kept + sum(stats.skipped.values()) == stats.lines
+    for pair in pairs:
+        for side in pair:
+            assert side and side == side.strip()
+            assert all(unicodedata.category(c) not in ("Cc", "Cf") for c in side), side

@@ -135,3 +135,50 @@ def test_tatoeba_rebuilds_the_shared_files_byte_for_byte(tmp_path: Path, capsys:
     for name in download.REFERENCE_SHA256:
         built = (tmp_path / "fra-eng" / name).read_bytes()
         assert built == (SHARED_DATA / "fra-eng" / name).read_bytes(), name
+
+
+class Served(io.BytesIO):
+    """A urlopen response: the bytes, and a Content-Length header that may claim more."""
+
+    def __init__(self, payload: bytes, length: int | None = None) -> None:
+        super().__init__(payload)
+        self.headers = {"Content-Length": str(len(payload) if length is None else length)}
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "length", "message"),
+    [
+        (b"<!DOCTYPE html><html>Sign in</html>", None, "the server sent a web page"),
+        (b"  <html><body>302 Moved</body></html>", None, "the server sent a web page"),
+        (b"not a tar file " * 100, None, "not a tar archive"),
+        (b"ustar" * 10, 10_000, "got 50 of 10,000 bytes (connection cut)"),
+    ],
+)
+def test_a_download_that_is_not_the_archive_is_refused_and_not_kept(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    payload: bytes,
+    length: int | None,
+    message: str,
+) -> None:
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Served(payload, length))
+    assert download.main(["giga-fren", "--dest", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "statmt.org" in err[0], err
+    assert list(tmp_path.iterdir()) == [], "no partial or wrong file is left in place"
+
+
+def test_gzip_magic_is_checked(tmp_path: Path) -> None:
+    page = tmp_path / "cc.fr.300.bin.gz.part"
+    page.write_bytes(b"not gzip at all")
+    with pytest.raises(download.DownloadError, match=r"not a gz archive"):
+        download.check_payload(page, "cc.fr.300.bin.gz")
+    page.write_bytes(b"\x1f\x8b\x08rest")
+    download.check_payload(page, "cc.fr.300.bin.gz")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
-from lit_seq2seq.corpus import SyntheticCorpus
+import pytest
+
+from lit_seq2seq.corpus import CorpusError, SyntheticCorpus
 from lit_seq2seq.prepare import Preparation, references_by_source
 from lit_seq2seq.wordvecs import VectorSource
 
@@ -58,3 +61,27 @@ def test_a_repeated_source_is_scored_once_with_all_its_references() -> None:
     refs = references_by_source(["a ?", "b ?", "a ?"], ["x", "y", "z"])
     assert refs == [["x", "z"], ["y"], None]
     assert json.loads(json.dumps(refs)) == refs
+
+
+def test_a_min_freq_that_leaves_only_specials_is_refused(tmp_path: Path) -> None:
+    """data.min_freq=1000000 used to train a model that can only say _unk_."""
+    with pytest.raises(CorpusError, match=r"data\.min_freq=1000000 leaves the French vocabulary"):
+        preparation(tmp_path, min_freq=1_000_000).run()
+
+
+def test_a_vector_file_replaced_in_place_is_new_input(tmp_path: Path) -> None:
+    """The vectors' cache key holds the file's SHA-256: the same path, size and even mtime with
+    other numbers is another key (the old key followed the path only)."""
+    vec = tmp_path / "fr.vec"
+    vec.write_text("2 8\nun " + " ".join(["0.5"] * 8) + "\nde " + " ".join(["0.25"] * 8) + "\n")
+    source = VectorSource(kind="vec", path=str(vec))
+    prep = preparation(tmp_path, vectors={"src": source, "tgt": NONE})
+    before, stat = prep.vectors_path, vec.stat()
+    vec.write_text(vec.read_text().replace("0.5", "0.7"))  # same size
+    os.utime(vec, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the old mtime
+    assert vec.stat().st_size == stat.st_size and vec.stat().st_mtime_ns == stat.st_mtime_ns
+    assert prep.vectors_path != before
+    assert (
+        prep.vectors_path
+        == preparation(tmp_path, vectors={"src": source, "tgt": NONE}).vectors_path
+    )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import unicodedata
 
-from lit_seq2seq.tokenizer import Tokenizer, normalize
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lit_common.errors import InputError
+from lit_seq2seq.tokenizer import MAX_CHARS, Tokenizer, normalize
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +48,19 @@ def test_lowercase_after_tokenising_and_pipe_keeps_order() -> None:
 def test_unknown_language_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="Tokenizer\\(lang='qq'\\)"):
         Tokenizer("qq")
+
+
+@given(text=st.text(max_size=60))
+@settings(max_examples=150, deadline=None)
+def test_any_text_tokenises_to_clean_tokens(fr: Tokenizer, text: str) -> None:
+    """Whatever a user types: no exception, no empty, whitespace, control or invisible token,
+    and normalising twice changes nothing."""
+    assert normalize(normalize(text)) == normalize(text)
+    for token in fr(text):
+        assert token and not token.isspace()
+        assert all(unicodedata.category(c) not in ("Cc", "Cf", "Cs") for c in token), token
+
+
+def test_a_text_over_the_limit_is_one_clear_error(fr: Tokenizer) -> None:
+    with pytest.raises(InputError, match="over the tokenizer's limit of 10,000"):
+        fr("a" * (MAX_CHARS + 1))

@@ -76,8 +76,10 @@ def test_an_undecodable_line_costs_no_other_line(tiny_run: dict[str, Any]) -> No
     proc = subprocess.run(
         cli("--ckpt", str(tiny_run["ckpt"])), input=data, capture_output=True, cwd=REPO_ROOT
     )
-    assert proc.returncode == 0, proc.stderr
-    assert len(proc.stdout.decode().splitlines()) == 3
+    assert proc.returncode == 1, proc.stderr  # 1: a line was not translated
+    out = proc.stdout.decode().splitlines()
+    assert len(out) == 3 and out[0] and out[1] == "" and out[2]
+    assert b"error: line 2: byte 0xe9 at column 4 is not UTF-8" in proc.stderr
 
 
 def test_beam_one_is_greedy_and_batching_changes_nothing(tiny_run: dict[str, Any]) -> None:
@@ -102,9 +104,9 @@ def test_cli_rejects_a_missing_checkpoint_and_bad_flags(
     assert main(["--ckpt", str(tmp_path / "nope.ckpt"), "bonjour"]) == 2
     assert "does not exist" in capsys.readouterr().err
     for flags, message in (
-        (["--batch-size", "0"], "--batch-size 0: expected >= 1"),
-        (["--beam", "0"], "--beam 0: expected >= 1"),
-        (["--max-len", "-3"], "--max-len -3: expected >= 1"),
+        (["--batch-size", "0"], "argument --batch-size: 0 is out of range"),
+        (["--beam", "0"], "argument --beam: 0 is out of range"),
+        (["--max-len", "-3"], "argument --max-len: -3 is out of range"),
     ):
         proc = subprocess.run(
             cli("--ckpt", str(tiny_run["ckpt"]), *flags, "bonjour"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lit_seq2seq.vocab import SPECIALS, Vocab
 
@@ -42,3 +44,34 @@ def test_json_round_trip(tmp_path: Path) -> None:
     vocab.save(tmp_path / "v.json")
     assert Vocab.load(tmp_path / "v.json") == vocab
     assert "école" in (tmp_path / "v.json").read_text(encoding="utf-8")
+
+
+WORD = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6).filter(
+    lambda w: w not in SPECIALS
+)
+
+
+@given(
+    sentences=st.lists(st.lists(WORD, max_size=8), max_size=12),
+    max_size=st.integers(5, 40),
+    min_freq=st.integers(1, 3),
+)
+def test_build_properties(sentences: list[list[str]], max_size: int, min_freq: int) -> None:
+    """Specials first and once, no duplicates, the cap kept, only words counted min_freq times,
+    and encode/decode round-trips every kept word (others become _unk_)."""
+    vocab = Vocab.build(sentences, max_size, min_freq)
+    assert tuple(vocab.itos[:4]) == SPECIALS and len(vocab) <= max_size
+    assert len(set(vocab.itos)) == len(vocab)
+    counts: dict[str, int] = {}
+    for sentence in sentences:
+        for word in sentence:
+            counts[word] = counts.get(word, 0) + 1
+    assert all(counts.get(w, 0) >= min_freq for w in vocab.itos[4:])
+    for sentence in sentences:
+        ids = vocab.encode(sentence)
+        assert ids[-1] == vocab.eos_idx and len(ids) == len(sentence) + 1
+        for i, word in zip(ids, sentence, strict=False):
+            assert vocab.itos[i] == word if word in vocab.stoi else i == vocab.unk_idx
+        assert [w for w in vocab.decode(ids) if w != "_unk_"] == [
+            w for w in sentence if w in vocab.stoi
+        ]
