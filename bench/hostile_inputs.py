@@ -261,13 +261,13 @@ def main() -> int:
             return True
 
         def readinto(self, b: Any) -> int:
-            raise OSError(21, "Is a directory")
+            raise OSError(5, "Input/output error")
 
     def broken_main(argv: list[str]) -> int:
         sys.stdin = io.TextIOWrapper(io.BufferedReader(Broken()))
         return T(argv)
 
-    judge(rows, "text: translate stdin", "translate < /", call(broken_main, ["--ckpt", str(s2s)]),
+    judge(rows, "text: translate stdin", "translate < (a stream whose read fails: EIO)", call(broken_main, ["--ckpt", str(s2s)]),
           2, "reading the input failed")  # fmt: skip
 
     # -- translate / evaluate: flags ----------------------------------------------------------
@@ -654,7 +654,26 @@ def main() -> int:
               lambda o, e, left=left: f"left {left}" if left else "")  # fmt: skip
     urllib.request.urlopen = real  # type: ignore[assignment]
 
+    # -- lit-plot-schedules (the callbacks' own CLI) --------------------------------------------
+    from callbacks import plot as plot_cli
+
+    for flags, expect in [
+        (["--total-steps", "0"], "expected an integer in [1, 10000000]"),
+        (["--total-steps", "-5"], "expected an integer in [1, 10000000]"),
+        (["--max-lr", "nan"], "expected a finite number > 0"),
+        (["--max-lr", "inf"], "expected a finite number > 0"),
+        (["--out", str(work)], "expected a file name ending in"),
+    ]:
+        result = call(plot_cli.main, flags)
+        judge(rows, "numbers/files: lit-plot-schedules", "lit-plot-schedules " + " ".join(f.replace(str(work) + "/", "") for f in flags), result, 2, expect)  # fmt: skip
+
     # -- train.py: numbers, data, resume (real processes) ---------------------------------------
+    single = work / "single"
+    picture(single / "red" / "a.png")
+    (work / "single.vec").write_text("1 3\nred 1 0 0.5\n")
+    one_image = ["model=devise", "data.synthetic=null", f"data.images={single}",
+                 f"data.vectors={work / 'single.vec'}", "data.class_names=null", "data.nouns=null",
+                 "data.holdout_classes=[]"]  # fmt: skip
     train_cases = [
         (["data.batch_size=0"], "data.batch_size=0 is out of range"),
         (["data.max_vocab=0"], "data.max_vocab=0 is out of range"),
@@ -696,6 +715,13 @@ def main() -> int:
         ([f"ckpt_path={dev}", *TINY_SEQ2SEQ], "not a translation checkpoint"),
         ([f"ckpt_path={ckpts / 'pickle.ckpt'}"], "not a readable checkpoint"),
         (["data=giga_fren"], "does not exist"),
+        (one_image, "1 training image(s) left"),
+        (
+            ["model=devise", "data.synthetic.n_per_class=1"],
+            "data.synthetic.n_per_class=1 is out of range",
+        ),
+        (["callbacks.one_cycle.div_factor=inf"], "div_factor=inf"),
+        (["callbacks.teacher_forcing.epochs=0"], "epochs=0"),
     ]
     tdir = work / "train"
     tdir.mkdir()

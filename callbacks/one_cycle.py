@@ -9,6 +9,7 @@ several devices (#2149, #3205), "tried to step N+2 times" on resume (#17296).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,9 +26,11 @@ FloatOrList = float | Sequence[float]
 
 def _check_positive(name: str, value: FloatOrList) -> None:
     values = list(value) if isinstance(value, Sequence) else [value]
-    if not values or any(not isinstance(v, int | float) or not v > 0 for v in values):
+    if not values or any(
+        not isinstance(v, int | float) or not v > 0 or not math.isfinite(v) for v in values
+    ):
         raise CallbackConfigError(
-            f"OneCycleScheduler({name}={value!r}): expected a number > 0 or a list of them"
+            f"OneCycleScheduler({name}={value!r}): expected a finite number > 0 or a list of them"
         )
 
 

@@ -9,7 +9,9 @@ callbacks call.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import NoReturn
 
 from callbacks.schedules import decay, one_cycle
 
@@ -67,11 +69,41 @@ def plot_schedules(out: Path, total_steps: int = 1200, max_lr: float = 3e-3) -> 
     return out
 
 
+def _picture(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir() or path.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise argparse.ArgumentTypeError(
+            f"{text}: expected a file name ending in .png, .pdf or .svg"
+        )
+    return path
+
+
+def _steps(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer in [1, 10000000]")
+    return int(text)
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, no usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("schedules.png"))
-    parser.add_argument("--total-steps", type=int, default=1200)
-    parser.add_argument("--max-lr", type=float, default=3e-3)
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=_picture, default=Path("schedules.png"))
+    parser.add_argument("--total-steps", type=_steps, default=1200)
+    parser.add_argument("--max-lr", type=_learning_rate, default=3e-3)
     args = parser.parse_args(argv)
     print(plot_schedules(args.out, args.total_steps, args.max_lr))
 

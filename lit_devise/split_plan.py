@@ -11,6 +11,7 @@ by ``SplitPlanner.key()``; ``DeviseDataModule`` runs it in ``prepare_data`` and 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from lit_devise.images import (
 )
 from lit_devise.wordvecs import WordVectors, label_vectors, read_nouns, wanted_words
 
+log = logging.getLogger(__name__)
 PLAN_FORMAT = 1
 SPLITS = ("train", "valid", "zeroshot")
 
@@ -153,8 +155,19 @@ class SplitPlanner:
             "nouns": len(nouns[0]),
             "nouns_with_vector": len(noun_vectors.ids) if noun_vectors else 0,
         }
-        if not pools["train"]:
-            raise ImageDataError("no training images left after dropping and holding out classes")
+        if len(pools["train"]) < 2:  # BatchNorm in the head needs two; one image teaches nothing
+            raise ImageDataError(
+                f"{len(pools['train'])} training image(s) left after the validation split, "
+                "dropped and held-out classes; DeViSE needs at least 2: add images, lower "
+                "data.valid_fraction or hold out fewer classes"
+            )
+        if not pools["valid"]:
+            log.warning(
+                "no validation images (valid_fraction %s of the classes' images rounds to none): "
+                "val/ metrics and checkpoints that monitor them are missing; raise "
+                "data.valid_fraction or give data.valid_images",
+                self.valid_fraction,
+            )
         return {
             "classes": {
                 "ids": labels.ids,

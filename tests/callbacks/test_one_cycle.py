@@ -142,6 +142,10 @@ def test_holds_final_values_past_total_steps(trainer_kwargs: dict) -> None:
         ({"max_lr": 0.1, "anneal_strategy": "cosine"}, r"valid: \['cos', 'linear'\]"),
         ({"max_lr": 0.1, "base_momentum": 1.2}, "base_momentum=1.2"),
         ({"max_lr": 0.1, "div_factor": 0}, "div_factor=0"),
+        ({"max_lr": float("inf")}, "max_lr=inf.*expected a finite number"),
+        ({"max_lr": float("nan")}, "max_lr=nan"),
+        ({"max_lr": 0.1, "final_div_factor": float("inf")}, "final_div_factor=inf"),
+        ({"max_lr": 0.1, "pct_start": float("nan")}, "pct_start=nan"),
     ],
 )
 def test_one_cycle_raises_on_bad_arguments(kwargs: dict, match: str) -> None:

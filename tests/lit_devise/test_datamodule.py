@@ -301,3 +301,15 @@ def test_a_failed_precompute_share_ends_every_rank_not_a_barrier() -> None:
         _all_or_raise(trainer(False), None, "merging")
     with pytest.raises(OSError, match="disk"):
         _all_or_raise(trainer(False), OSError("disk"), "merging")
+
+
+def test_a_single_image_dataset_is_one_clear_error(tmp_path: Path) -> None:
+    """One image cannot train the head (its BatchNorm needs two); it used to end in a run that
+    trained on nothing."""
+    from tests.helpers import photo, write_vec
+
+    photo(tmp_path / "img" / "red" / "a.png")
+    vectors = write_vec(tmp_path / "v.vec", {"red": [1.0, 0.0, 0.5]})
+    planner = SplitPlanner(images=str(tmp_path / "img"), vectors_path=str(vectors), holdout=[])
+    with pytest.raises(ImageDataError, match=r"1 training image\(s\) left .* at least 2"):
+        planner.make()
