@@ -90,6 +90,7 @@ def main(cfg: DictConfig) -> float | None:
     Bad input (a setting, a file) ends in one ``error: ...`` line and exit status 1."""
     with run.one_line_errors():
         run.resolve_gpus(cfg.trainer)
+        run.check_numbers(cfg)  # also resolves every interpolation: one line if one cannot
         run.print_config(cfg)
         metrics = train(cfg)
     return run.optimized_value(metrics, cfg.get("optimized_metric"))

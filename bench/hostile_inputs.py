@@ -717,6 +717,10 @@ def main() -> int:
         (["data=giga_fren"], "does not exist"),
         (one_image, "1 training image(s) left"),
         (
+            ["model=devise", "data.synthetic=null"],
+            "data.images: ConfigTypeError raised while resolving",
+        ),
+        (
             ["model=devise", "data.synthetic.n_per_class=1"],
             "data.synthetic.n_per_class=1 is out of range",
         ),

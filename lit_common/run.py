@@ -101,7 +101,15 @@ def compose(config_dir: str, overrides: Sequence[str], output_dir: str | Path) -
 def check_numbers(cfg: DictConfig) -> None:
     """Every number of ``cfg`` against its range (``lit_common/ranges.py``), before anything is
     built: ``data.max_vocab=0`` fails here, in one line naming the key, not in spaCy later."""
-    check_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:  # e.g. ${data.synthetic.root} after synthetic=null
+        first = str(err).strip().splitlines()[0]
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"{key}: {first}" if key else first) from None
+    check_config(resolved)  # type: ignore[arg-type]
 
 
 @rank_zero_only

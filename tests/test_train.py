@@ -524,6 +524,7 @@ def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
         (("data.batch_size=0",), "data.batch_size=0 is out of range"),
         (("data.chunk_batches=0",), "data.chunk_batches=0 is out of range"),
         (("model=devise", "model.loss=l2"), "loss='l2' unknown; valid: "),
+        (("model=devise", "data.synthetic=null"), "data.images: ConfigTypeError raised while"),
         (("callbacks.teacher_forcing.granularity=month",), "TeacherForcingScheduler(granularity="),
         (("callbacks.one_cycle.pct_start=1.5",), "OneCycleScheduler(pct_start=1.5)"),
     ],
