@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -116,8 +115,3 @@ def save_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
         plt.close(fig)
     return path
 
-
-def fail(message: str, status: int = 1) -> int:
-    """Print ``error: <message>`` on stderr and return ``status``, for ``return fail(...)``."""
-    print(f"error: {message}", file=sys.stderr)
-    return status
