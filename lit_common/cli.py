@@ -114,4 +114,3 @@ def save_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
     finally:
         plt.close(fig)
     return path
-
