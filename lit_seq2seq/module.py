@@ -169,13 +169,29 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
         self.net.load_pretrained(pretrained.get("src"), pretrained.get("tgt"))
 
     def check_resume(self, saved: dict[str, Any]) -> None:
-        if self.info is not None and (
-            saved["src_vocab"] != self.info["src_vocab"]
-            or saved["tgt_vocab"] != self.info["tgt_vocab"]
-        ):
+        """Refuse to continue a run on other data: each vocabulary that differs is listed (its
+        size and first differing entry), since the embedding rows would mean other words."""
+        if self.info is None:
+            return
+        differ = []
+        for side, language in (("src_vocab", "French"), ("tgt_vocab", "English")):
+            mine, theirs = list(self.info[side]), list(saved[side])
+            if mine != theirs:
+                pairs = enumerate(zip(mine, theirs, strict=False))  # lengths may differ
+                at = next((i for i, (a, b) in pairs if a != b), None)
+                at = min(len(mine), len(theirs)) if at is None else at
+                differ.append(
+                    f"the {language} vocabulary (checkpoint {len(theirs)} entries, data "
+                    f"{len(mine)}; first difference at entry {at})"
+                )
+        if self.info.get("lowercase") != saved.get("lowercase"):
+            theirs_lc, mine_lc = saved.get("lowercase"), self.info.get("lowercase")
+            differ.append(f"lowercasing (checkpoint {theirs_lc}, data {mine_lc})")
+        if differ:
             raise CheckpointError(
-                "the checkpoint's vocabularies differ from the data's; resume with the same data "
-                "settings the checkpoint was trained with"
+                "the checkpoint was trained on other data: "
+                + "; ".join(differ)
+                + ". Resume with the data settings it was trained with, or start a new run"
             )
 
     def configure_optimizers(self) -> Any:

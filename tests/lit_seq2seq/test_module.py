@@ -149,3 +149,22 @@ def test_plateau_scheduler_watches_validation_bleu() -> None:
     assert scheduler["monitor"] == "val/bleu" and scheduler["interval"] == "epoch"
     plateau = scheduler["scheduler"]
     assert plateau.mode == "max" and plateau.patience == 3 and plateau.factor == 0.5
+
+
+def test_resuming_on_other_data_lists_what_differs() -> None:
+    """A checkpoint trained on other data is refused, naming each vocabulary that differs."""
+    module = Seq2SeqModule({"enc_emb_dim": 8, "enc_hidden": 8, "dec_emb_dim": 8, "dec_hidden": 8,
+                            "attn_size": 8})  # fmt: skip
+    specials = ["_bos_", "_pad_", "_eos_", "_unk_"]
+    mine = {"src_vocab": [*specials, "où", "est"], "tgt_vocab": [*specials, "where"],
+            "lowercase": True}  # fmt: skip
+    module.info = mine
+    module.check_resume(dict(mine))  # the same data resumes
+    other = {**mine, "src_vocab": [*specials, "où", "sont", "les"], "lowercase": False}
+    with pytest.raises(CheckpointError) as err:
+        module.check_resume(other)
+    message = str(err.value)
+    assert (
+        "French vocabulary (checkpoint 7 entries, data 6; first difference at entry 5)" in message
+    )
+    assert "English" not in message and "lowercasing (checkpoint False, data True)" in message
