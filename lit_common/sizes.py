@@ -115,7 +115,27 @@ class BuiltFromData:
         if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the sizes
             self.build_net(saved)
         else:
+            self.check_architecture(checkpoint.get("hyper_parameters"))
             self.check_resume(saved)
+
+    def check_architecture(self, saved_hparams: Any) -> None:
+        """Refuse to resume a checkpoint whose network settings (``hparams.net``) differ from the
+        config's, listing each (Lightning would stop on the weights' shapes with a traceback).
+        The optimizer and other training settings may change on resume."""
+        mine = dict(getattr(self, "hparams", {})).get("net")
+        theirs = saved_hparams.get("net") if isinstance(saved_hparams, dict) else None
+        if not isinstance(mine, dict) or not isinstance(theirs, dict) or mine == theirs:
+            return
+        differ = [
+            f"model.net.{key} (checkpoint {theirs.get(key)!r}, config {mine.get(key)!r})"
+            for key in sorted(set(mine) | set(theirs))
+            if mine.get(key) != theirs.get(key)
+        ]
+        raise CheckpointError(
+            "the checkpoint's network differs from the config's: "
+            + "; ".join(differ)
+            + ". Resume with the settings it was trained with, or start a new run"
+        )
 
     @classmethod
     def from_checkpoint(cls: type[M], path: str | Path, map_location: str = "cpu") -> M:
