@@ -115,24 +115,41 @@ class BuiltFromData:
         if self.net is None:  # load_from_checkpoint: no datamodule, the checkpoint has the sizes
             self.build_net(saved)
         else:
-            self.check_architecture(checkpoint.get("hyper_parameters"))
+            self.check_architecture(checkpoint)
             self.check_resume(saved)
 
-    def check_architecture(self, saved_hparams: Any) -> None:
-        """Refuse to resume a checkpoint whose network settings (``hparams.net``) differ from the
-        config's, listing each (Lightning would stop on the weights' shapes with a traceback).
-        The optimizer and other training settings may change on resume."""
-        mine = dict(getattr(self, "hparams", {})).get("net")
-        theirs = saved_hparams.get("net") if isinstance(saved_hparams, dict) else None
-        if not isinstance(mine, dict) or not isinstance(theirs, dict) or mine == theirs:
+    def check_architecture(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to resume weights that do not fit this network (other names or shapes), listing
+        the ``model.net.*`` settings that differ; Lightning would stop on them with a traceback.
+        Settings that leave the weights' shapes alone (dropout, a moved weights file, the
+        optimizer) may change on resume."""
+        state = checkpoint.get("state_dict")
+        own = self.state_dict()  # type: ignore[attr-defined]
+        if not isinstance(state, dict):
+            raise CheckpointError("the checkpoint has no state_dict; damaged?")
+        shapes = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+        if shapes == {k: tuple(v.shape) for k, v in own.items()}:
             return
-        differ = [
-            f"model.net.{key} (checkpoint {theirs.get(key)!r}, config {mine.get(key)!r})"
-            for key in sorted(set(mine) | set(theirs))
-            if mine.get(key) != theirs.get(key)
-        ]
+        mine = dict(getattr(self, "hparams", {})).get("net")
+        saved = checkpoint.get("hyper_parameters")
+        theirs = saved.get("net") if isinstance(saved, dict) else None
+        differ = []
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            differ = [
+                f"model.net.{key} (checkpoint {theirs.get(key)!r}, config {mine.get(key)!r})"
+                for key in sorted(set(mine) | set(theirs))
+                if mine.get(key) != theirs.get(key)
+            ]
+        if not differ:
+            first = next(
+                k
+                for k in sorted(set(shapes) | set(own))
+                if shapes.get(k) != (tuple(own[k].shape) if k in own else None)
+            )
+            differ = [f"the weight {first} (checkpoint {shapes.get(first)}, network "
+                      f"{tuple(own[first].shape) if first in own else None})"]  # fmt: skip
         raise CheckpointError(
-            "the checkpoint's network differs from the config's: "
+            "the checkpoint's weights do not fit the network of this config: "
             + "; ".join(differ)
             + ". Resume with the settings it was trained with, or start a new run"
         )
