@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lit_common.errors import InputError
+from lit_common.schema import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +38,59 @@ def content_hash(obj: object, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+_HASHED: dict[tuple[str, tuple[int, ...]], str] = {}  # this process's hashes, by stamp
+
+
 def file_identity(path: str | Path, memo: Path | None = None) -> dict[str, object]:
     """What identifies a file's content for a cache key: its resolved path, size, mtime and
     SHA-256, so a file replaced in place (even with its old mtime) is a new input.
 
-    Hashing a multi-GB vector file takes seconds, so the hash is remembered in ``memo`` (a JSON
-    file) under the file's size, mtime, ctime and inode; any write to the file changes its
-    ctime, which no one can set back, so a remembered hash is never stale.
+    Hashing a multi-GB vector file takes seconds, so the hash is remembered under the file's
+    size, mtime, ctime and inode, in this process and in ``memo`` (a JSON file) across runs; any
+    write to the file changes its ctime, which no one can set back, so a remembered hash is never
+    stale. Cache keys are asked for several times a run: the file is read at most once.
     """
     path = Path(path).resolve()
     st = path.stat()
-    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-    known: dict[str, dict[str, object]] = {}
-    if memo is not None and memo.is_file():
-        try:
-            known = json.loads(memo.read_text())
-        except (OSError, ValueError):
-            known = {}  # a damaged memo is only a lost shortcut
-    entry = known.get(str(path)) if isinstance(known, dict) else None
-    if isinstance(entry, dict) and entry.get("stamp") == stamp:
-        digest = str(entry.get("sha256"))
-    else:
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    digest = _HASHED.get((str(path), stamp)) or _remembered(path, stamp, memo)
+    if digest is None:
         if st.st_size > 100 << 20:
             log.info("hashing %s (%.1f GB) once, for the cache key", path, st.st_size / 1e9)
-        sha = hashlib.sha256()
-        with path.open("rb") as f:
-            while block := f.read(1 << 20):
-                sha.update(block)
-        digest = sha.hexdigest()
+        digest = str(file_digest(path)["sha256"])
         if memo is not None:
-            known = known if isinstance(known, dict) else {}
-            known[str(path)] = {"stamp": stamp, "sha256": digest}
-            try:
-                memo.parent.mkdir(parents=True, exist_ok=True)
-                tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
-                tmp.write_text(json.dumps(known))
-                os.replace(tmp, memo)
-            except OSError:
-                pass  # an unwritable memo only costs hashing again next time
+            _remember(path, stamp, digest, memo)
+    _HASHED[(str(path), stamp)] = digest
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+
+
+def _read_memo(memo: Path | None) -> dict[str, object]:
+    if memo is None or not memo.is_file():
+        return {}
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        return {}  # a damaged memo is only a lost shortcut
+    return known if isinstance(known, dict) else {}
+
+
+def _remembered(path: Path, stamp: tuple[int, ...], memo: Path | None) -> str | None:
+    entry = _read_memo(memo).get(str(path))
+    if isinstance(entry, dict) and entry.get("stamp") == list(stamp):
+        return str(entry.get("sha256"))
+    return None
+
+
+def _remember(path: Path, stamp: tuple[int, ...], digest: str, memo: Path) -> None:
+    known = _read_memo(memo)
+    known[str(path)] = {"stamp": list(stamp), "sha256": digest}
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # an unwritable memo only costs hashing again in the next run
 
 
 @contextmanager
