@@ -22,11 +22,15 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from callbacks import CallbackConfigError, NonFiniteLossError
 from lit_common.errors import InputError
+from lit_common.precision import fast_precision
 from lit_common.ranges import check_config
 from lit_common.reporting import ScheduleFigure
 from lit_common.wandb_logger import RememberWandbRun, WandbBestSummary
 
 log = logging.getLogger(__name__)
+
+# `trainer.precision: ${fast_precision:${trainer.accelerator}}`: bf16 where the hardware has it.
+OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
 
 
 class ConfigError(InputError):

@@ -192,6 +192,7 @@ class Seq2Seq(nn.Module):
         tgt: torch.Tensor,
         pr_force: float = 0.0,
         return_attention: bool = False,
+        encoded: tuple[Memory, DecoderState] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run the decoder for ``tgt_len`` steps, feeding targets with probability ``pr_force``.
 
@@ -201,6 +202,8 @@ class Seq2Seq(nn.Module):
             tgt: (batch, tgt_len) target ids (eos included, no bos).
             pr_force: probability of feeding the reference token instead of the prediction.
             return_attention: also return the attention weights.
+            encoded: ``encode(src, src_lengths)`` when the caller has it already (validation
+                decodes the same batch twice, teacher-forced and greedy).
 
         Returns:
             logits: (batch, tgt_len, tgt_vocab).
@@ -209,7 +212,7 @@ class Seq2Seq(nn.Module):
         With ``pr_force >= 1`` every input is the reference, and decoders that allow it
         (``Decoder.parallel``) run all positions in one pass instead of a loop over steps.
         """
-        memory, state = self.encode(src, src_lengths)
+        memory, state = encoded if encoded is not None else self.encode(src, src_lengths)
         prev = torch.full_like(tgt[:, 0], self.bos_idx)  # (batch,)
         if pr_force >= 1.0 and self.decoder.parallel:
             inputs = torch.cat([prev.unsqueeze(1), tgt[:, :-1]], 1)  # (batch, tgt_len)

@@ -252,7 +252,8 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
         pad = self.tgt_vocab.pad_idx
         tgt = batch.tgt
         real = tgt != pad
-        forced, _ = self.net(batch.src, batch.src_lengths, tgt, pr_force=1.0)
+        encoded = self.net.encode(batch.src, batch.src_lengths)  # shared by both decodes
+        forced, _ = self.net(batch.src, batch.src_lengths, tgt, pr_force=1.0, encoded=encoded)
         nll = F.cross_entropy(
             forced.flatten(0, 1), tgt.flatten(), ignore_index=pad, reduction="sum"
         )
@@ -262,7 +263,12 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
         # One greedy pass serves BLEU (each sentence ends at eos or at its own length limit; the
         # reference plays no part) and the lesson's loss (the logits of the reference's steps).
         out = greedy(
-            self.net, batch.src, batch.src_lengths, min_len=tgt.size(1), return_logits=True
+            self.net,
+            batch.src,
+            batch.src_lengths,
+            min_len=tgt.size(1),
+            return_logits=True,
+            encoded=encoded,
         )
         assert out.logits is not None
         self.lesson_loss[stage].update(

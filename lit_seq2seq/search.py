@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from lit_common.errors import InputError
+from lit_seq2seq.decoder import DecoderState, Memory
 from lit_seq2seq.model import Seq2Seq
 
 
@@ -64,6 +65,7 @@ def greedy(
     max_len: int | None = None,
     min_len: int = 0,
     return_logits: bool = False,
+    encoded: tuple[Memory, DecoderState] | None = None,
 ) -> Greedy:
     """Feed back the argmax until every row emitted eos or reached its length limit.
 
@@ -76,10 +78,11 @@ def greedy(
             fixed-length targets needs the logits); the tokens past a row's limit are eos, and
             ``all_done_step`` still says where decoding would have stopped.
         return_logits: keep every step's logits (as the network gave them).
+        encoded: ``model.encode(src, src_lengths)`` when the caller has it already.
     """
     limits = length_limits(src_lengths, max_len).to(src.device)  # (batch,)
     steps = max(int(limits.max()), min_len)
-    memory, state = model.encode(src, src_lengths)
+    memory, state = encoded if encoded is not None else model.encode(src, src_lengths)
     prev = torch.full((src.size(0),), model.bos_idx, dtype=torch.long, device=src.device)
     done = torch.zeros_like(prev, dtype=torch.bool)
     tokens, logits, weights, all_done = [], [], [], None

@@ -61,6 +61,36 @@ def test_tiny_fit_lowers_valid_loss_and_logs_everything(tiny_run: dict[str, Any]
     assert reference.endswith("?") and not reference.endswith(" ?"), "raw reference text"
 
 
+def test_bf16_mixed_fit_learns_and_saves_fp32_weights(tmp_path: Path) -> None:
+    """The tuned recipe's precision on a CPU with bf16 (lit_common/precision.py): training and
+    validation run under autocast, the weights and checkpoints stay fp32, and the saved model
+    translates in fp32."""
+    import train
+    from lit_seq2seq.translate import Translator
+    from tests.conftest import TINY_RUN, compose_train
+
+    cfg = compose_train(
+        tmp_path,
+        *TINY_RUN,
+        "data.train.n_pairs=800",
+        "trainer.max_epochs=4",
+        "trainer.precision=bf16-mixed",
+        f"paths.data_dir={tmp_path / 'data'}",
+    )
+    train.train(cfg)
+    with open(tmp_path / "csv" / "version_0" / "metrics.csv") as f:
+        val = [r for r in csv.DictReader(f) if r["val/loss"]]
+    first, last = float(val[0]["val/loss"]), float(val[-1]["val/loss"])
+    assert math.isfinite(last) and last < 0.9 * first, (first, last)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    weights = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
+    module = Seq2SeqModule.from_checkpoint(ckpt)
+    assert next(module.parameters()).dtype == torch.float32
+    (result,) = Translator(module, beam=1)(["où est le chat ?"])
+    assert result.text.strip()
+
+
 def test_from_checkpoint_needs_nothing_but_the_file(tiny_run: dict[str, Any]) -> None:
     module = Seq2SeqModule.from_checkpoint(tiny_run["ckpt"])
     assert module.translation is not None and module.translation["src_lang"] == "fr"

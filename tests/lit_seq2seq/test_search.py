@@ -152,3 +152,25 @@ def test_length_penalty_and_bad_beam() -> None:
     model = make()
     with pytest.raises(ValueError, match="beam_size=0"):
         beam_search(model, *sources(), beam_size=0, max_len=3)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_shared_encoding_decodes_as_encoding_again(style: str) -> None:
+    """Validation encodes a batch once for its teacher-forced and greedy passes."""
+    model = make(seed=3, style=style)
+    src, lengths = sources()
+    tgt = torch.randint(3, 11, (6, 7))
+    with torch.no_grad():
+        encoded = model.encode(src, lengths)
+        forced, _ = model(src, lengths, tgt, pr_force=1.0)
+        shared, _ = model(src, lengths, tgt, pr_force=1.0, encoded=encoded)
+        alone = greedy(model, src, lengths, min_len=7, return_logits=True)
+        both = greedy(model, src, lengths, min_len=7, return_logits=True, encoded=encoded)
+        # a wrong encoding is used, not ignored
+        other = model.encode(src.roll(1, 0), lengths.roll(1, 0))
+        moved = greedy(model, src, lengths, min_len=7, return_logits=True, encoded=other)
+    assert torch.equal(forced, shared)
+    assert torch.equal(alone.tokens, both.tokens)
+    assert alone.logits is not None and both.logits is not None and moved.logits is not None
+    assert torch.equal(alone.logits, both.logits)
+    assert not torch.equal(alone.logits, moved.logits)
