@@ -6,13 +6,18 @@ autocast to bf16 roughly halves the time of the matrix products that dominate an
 step, and on this project's 2-core AVX512-BF16 CPU the tuned translator trained about 20% more
 tokens per second with the same BLEU (README, "Results on the Tatoeba questions"). But where the
 hardware has no bf16 arithmetic (x86 CPUs without AVX512-BF16 or AMX-BF16, NVIDIA GPUs before
-Ampere, Apple MPS) the same setting is emulated and slower than fp32, so it would be a bad default
-there. The weights, the optimizer state and the loss stay in fp32 either way (Lightning's
-``bf16-mixed`` autocasts the forward pass only), so checkpoints do not depend on the choice.
+Ampere) the same setting is emulated and slower than fp32, so it would be a bad default there.
+Lightning's ``bf16-mixed`` autocasts the forward passes only (training, validation and test): the
+weights and optimizer state stay fp32, the loss is computed in fp32 (``cross_entropy`` is one of
+autocast's fp32 operations), and checkpoints do not depend on the choice.
+
+Devices that are not probed get full precision: Apple MPS, TPUs, AMD ROCm GPUs; set
+``trainer.precision=bf16-mixed`` there yourself if it pays.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import torch
@@ -30,25 +35,68 @@ def cpu_has_bf16() -> bool:
     return bool(found.get("avx512_bf16") or found.get("amx_bf16"))
 
 
+def _nvml_compute_major() -> int | None:
+    """The lowest compute-capability major of the NVIDIA GPUs, read through NVML when ``pynvml``
+    is installed; None when it is not or NVML fails. NVML does not initialise CUDA in this
+    process, so ``ddp_fork`` and notebook launches still work after the check."""
+    if importlib.util.find_spec("pynvml") is None:
+        return None
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+            return min(
+                pynvml.nvmlDeviceGetCudaComputeCapability(pynvml.nvmlDeviceGetHandleByIndex(i))[0]
+                for i in range(count)
+            )
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return None
+
+
 def cuda_has_bf16() -> bool:
-    """Whether the current CUDA device has native bf16 arithmetic (compute capability 8+)."""
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    """Whether the NVIDIA GPUs have native bf16 arithmetic (compute capability 8+, Ampere on).
+
+    Without ``pynvml`` the capability comes from ``torch.cuda.get_device_capability``, which
+    initialises CUDA in this process: Lightning then refuses ``strategy=ddp_fork`` / notebook
+    launches, so set ``trainer.precision`` explicitly there (or install ``nvidia-ml-py``)."""
+    if not torch.cuda.is_available() or getattr(torch.version, "hip", None):
+        return False  # ROCm is not probed: full precision
+    major = _nvml_compute_major()
+    if major is None:
+        try:
+            major = torch.cuda.get_device_capability()[0]
+        except Exception:
+            return False
+    return major >= 8
 
 
 def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
+def _xla_available() -> bool:
+    return importlib.util.find_spec("torch_xla") is not None
+
+
 def fast_precision(accelerator: Any = "auto") -> str:
     """``"bf16-mixed"`` when the device that Lightning's ``accelerator`` picks computes bf16
     natively, else ``"32-true"``.
 
-    ``auto`` follows Lightning's order (CUDA, then MPS, then CPU); ``gpu``/``cuda`` mean CUDA,
-    ``cpu`` the CPU; anything else (``mps``, ``tpu``, an accelerator object) gets full precision.
+    ``auto`` (or null) follows Lightning's order: a TPU, then MPS, then CUDA, then the CPU;
+    ``gpu``/``cuda`` mean CUDA, ``cpu`` the CPU; anything else (``mps``, ``tpu``, an accelerator
+    object) gets full precision.
     """
-    name = str(accelerator).lower()
-    if name in ("gpu", "cuda") or (name == "auto" and torch.cuda.is_available()):
+    name = "auto" if accelerator is None else str(accelerator).lower()
+    if name == "auto":
+        if _xla_available() or _mps_available():
+            return FULL
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name in ("gpu", "cuda"):
         return BF16 if cuda_has_bf16() else FULL
-    if name == "cpu" or (name == "auto" and not _mps_available()):
+    if name == "cpu":
         return BF16 if cpu_has_bf16() else FULL
     return FULL

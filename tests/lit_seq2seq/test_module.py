@@ -61,13 +61,28 @@ def test_tiny_fit_lowers_valid_loss_and_logs_everything(tiny_run: dict[str, Any]
     assert reference.endswith("?") and not reference.endswith(" ?"), "raw reference text"
 
 
-def test_bf16_mixed_fit_learns_and_saves_fp32_weights(tmp_path: Path) -> None:
+def test_bf16_mixed_fit_learns_under_autocast_and_translates_in_fp32(tmp_path: Path) -> None:
     """The tuned recipe's precision on a CPU with bf16 (lit_common/precision.py): training and
-    validation run under autocast, the weights and checkpoints stay fp32, and the saved model
-    translates in fp32."""
+    validation really run under bf16 autocast (the output layer computes in bf16), the model
+    still learns, and the saved model translates in fp32 as the CLIs use it."""
+    import pytorch_lightning as pl
+
     import train
     from lit_seq2seq.translate import Translator
     from tests.conftest import TINY_RUN, compose_train
+
+    class OutputDtypes(pl.Callback):
+        """The dtypes of the decoder's output layer, per stage."""
+
+        def __init__(self) -> None:
+            self.seen: dict[str, set[torch.dtype]] = {}
+
+        def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            def record(layer: Any, inputs: Any, output: torch.Tensor) -> None:
+                stage = "train" if module.training else "eval"
+                self.seen.setdefault(stage, set()).add(output.dtype)
+
+            module.net.decoder.out.register_forward_hook(record)
 
     cfg = compose_train(
         tmp_path,
@@ -77,18 +92,20 @@ def test_bf16_mixed_fit_learns_and_saves_fp32_weights(tmp_path: Path) -> None:
         "trainer.precision=bf16-mixed",
         f"paths.data_dir={tmp_path / 'data'}",
     )
-    train.train(cfg)
+    dtypes = OutputDtypes()
+    datamodule, model, trainer = train.build(cfg, extra_callbacks=[dtypes])
+    trainer.fit(model, datamodule=datamodule)
+    assert dtypes.seen == {"train": {torch.bfloat16}, "eval": {torch.bfloat16}}, dtypes.seen
     with open(tmp_path / "csv" / "version_0" / "metrics.csv") as f:
         val = [r for r in csv.DictReader(f) if r["val/loss"]]
     first, last = float(val[0]["val/loss"]), float(val[-1]["val/loss"])
     assert math.isfinite(last) and last < 0.9 * first, (first, last)
-    ckpt = tmp_path / "checkpoints" / "last.ckpt"
-    weights = torch.load(ckpt, weights_only=True)["state_dict"]
-    assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
-    module = Seq2SeqModule.from_checkpoint(ckpt)
-    assert next(module.parameters()).dtype == torch.float32
+    module = Seq2SeqModule.from_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    dtypes.seen.clear()
+    dtypes.on_fit_start(trainer, module)
     (result,) = Translator(module, beam=1)(["où est le chat ?"])
     assert result.text.strip()
+    assert dtypes.seen == {"eval": {torch.float32}}, "the CLIs translate in fp32"
 
 
 def test_from_checkpoint_needs_nothing_but_the_file(tiny_run: dict[str, Any]) -> None:
