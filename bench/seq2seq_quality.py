@@ -11,9 +11,10 @@ The last line is one JSON object with ``checkpoint`` (the best one), ``valid_ble
 checkpointing included; ``batch_tokens_per_s`` counts the seconds inside training batches only),
 ``epochs``, ``best_epoch``, ``fit_seconds``, ``greedy_sentences_per_s``,
 ``beam_sentences_per_s``, ``beam_cost`` (beam seconds per sentence / greedy's) and ``precision``
-(the trainer's, as resolved on this machine: ``bf16-mixed`` or ``32-true``). ``valid_bleu`` and
-``test_bleu`` are the module's metrics, decoded under the trainer's precision; ``test_bleu_greedy``
-and ``test_bleu_beam`` come from the translate CLI's fp32 decoding.
+(the trainer's training precision, as resolved on this machine: ``bf16-mixed`` or ``32-true``;
+validation, test and the translate CLI decode in fp32 either way). ``valid_bleu`` and
+``test_bleu`` are the module's metrics; ``test_bleu_greedy`` and ``test_bleu_beam`` come from the
+translate CLI's decoding.
 
     python bench/seq2seq_quality.py --minutes 15 [--experiment seq2seq_tuned] [--large]
 """
@@ -119,7 +120,7 @@ def main() -> None:
         "experiment": args.experiment,
         "train_data": "pairs.train.tsv" if args.large else "questions.train.tsv",
         "minutes_budget": args.minutes,
-        "precision": str(cfg.trainer.precision),
+        "precision": str(trainer.precision),
         "valid_bleu": round(valid["val/bleu"], 2),
         "test_bleu": round(test["test/bleu"], 2),
         "valid_loss": round(valid["val/loss"], 4),

@@ -7,12 +7,15 @@ step, and on this project's 2-core AVX512-BF16 CPU the tuned translator trained 
 tokens per second with the same BLEU (README, "Results on the Tatoeba questions"). But where the
 hardware has no bf16 arithmetic (x86 CPUs without AVX512-BF16 or AMX-BF16, NVIDIA GPUs before
 Ampere) the same setting is emulated and slower than fp32, so it would be a bad default there.
-Lightning's ``bf16-mixed`` autocasts the forward passes only (training, validation and test): the
-weights and optimizer state stay fp32, the loss is computed in fp32 (``cross_entropy`` is one of
-autocast's fp32 operations), and checkpoints do not depend on the choice.
+Lightning's ``bf16-mixed`` autocasts the forward passes only (the translator turns it off again
+for validation and test, which decode in fp32 like its CLIs): the weights and optimizer state stay
+fp32, the loss is computed in fp32 (``cross_entropy`` is one of autocast's fp32 operations), and
+checkpoints do not depend on the choice.
 
-Devices that are not probed get full precision: Apple MPS, TPUs, AMD ROCm GPUs; set
-``trainer.precision=bf16-mixed`` there yourself if it pays.
+Devices that are not probed get full precision: ARM CPUs, Apple MPS, TPUs, AMD ROCm GPUs; set
+``trainer.precision=bf16-mixed`` there yourself if it pays. The choice is made where the config is
+resolved, on the machine that runs it: a run resumed on other hardware may train on in the other
+precision (the weights are fp32 either way).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import importlib.util
 from typing import Any
 
 import torch
+from pytorch_lightning.accelerators import CUDAAccelerator, MPSAccelerator, XLAAccelerator
 
 FULL = "32-true"
 BF16 = "bf16-mixed"
@@ -38,7 +42,9 @@ def cpu_has_bf16() -> bool:
 def _nvml_compute_major() -> int | None:
     """The lowest compute-capability major of the NVIDIA GPUs, read through NVML when ``pynvml``
     is installed; None when it is not or NVML fails. NVML does not initialise CUDA in this
-    process, so ``ddp_fork`` and notebook launches still work after the check."""
+    process, so ``ddp_fork`` and notebook launches still work after the check. NVML sees every
+    GPU of the machine, also those ``CUDA_VISIBLE_DEVICES`` hides: one older GPU anywhere means
+    full precision (slower, never wrong)."""
     if importlib.util.find_spec("pynvml") is None:
         return None
     try:
@@ -63,7 +69,7 @@ def cuda_has_bf16() -> bool:
     Without ``pynvml`` the capability comes from ``torch.cuda.get_device_capability``, which
     initialises CUDA in this process: Lightning then refuses ``strategy=ddp_fork`` / notebook
     launches, so set ``trainer.precision`` explicitly there (or install ``nvidia-ml-py``)."""
-    if not torch.cuda.is_available() or getattr(torch.version, "hip", None):
+    if not _cuda_available() or getattr(torch.version, "hip", None):
         return False  # ROCm is not probed: full precision
     major = _nvml_compute_major()
     if major is None:
@@ -74,12 +80,18 @@ def cuda_has_bf16() -> bool:
     return major >= 8
 
 
+# Lightning's own availability checks, so that `auto` means here what it means to the Trainer
+# (its CUDA check counts devices through NVML and leaves CUDA uninitialised).
+def _cuda_available() -> bool:
+    return bool(CUDAAccelerator.is_available())
+
+
 def _mps_available() -> bool:
-    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    return bool(MPSAccelerator.is_available())
 
 
 def _xla_available() -> bool:
-    return importlib.util.find_spec("torch_xla") is not None
+    return bool(XLAAccelerator.is_available())
 
 
 def fast_precision(accelerator: Any = "auto") -> str:
@@ -94,7 +106,7 @@ def fast_precision(accelerator: Any = "auto") -> str:
     if name == "auto":
         if _xla_available() or _mps_available():
             return FULL
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if _cuda_available() else "cpu"
     if name in ("gpu", "cuda"):
         return BF16 if cuda_has_bf16() else FULL
     if name == "cpu":

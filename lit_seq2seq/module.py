@@ -248,6 +248,14 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
         self._evaluate(batch, batch_idx, "test")
 
     def _evaluate(self, batch: Batch, batch_idx: int, stage: str) -> None:
+        # Validation and test decode in fp32 even when training autocasts to bf16
+        # (`trainer.precision=bf16-mixed`): the checkpoint is then chosen, and val/test metrics
+        # reported, by the same decoder the translate and evaluate CLIs ship, and the metrics
+        # compare across machines whatever precision each trained in.
+        with torch.autocast(self.device.type, enabled=False):
+            self._evaluate_fp32(batch, batch_idx, stage)
+
+    def _evaluate_fp32(self, batch: Batch, batch_idx: int, stage: str) -> None:
         assert self.net is not None
         pad = self.tgt_vocab.pad_idx
         tgt = batch.tgt

@@ -17,7 +17,7 @@ def _machine(
     monkeypatch: pytest.MonkeyPatch, cpu: dict[str, bool], cuda: bool, cuda_bf16: bool, mps: bool
 ) -> None:
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: dict(cpu))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(precision, "_cuda_available", lambda: cuda)
     monkeypatch.setattr(
         torch.cuda, "get_device_capability", lambda: (8, 0) if cuda_bf16 else (7, 5)
     )
@@ -101,7 +101,7 @@ def test_nvml_decides_without_initialising_cuda(
         "find_spec",
         lambda n, *a: object() if n == "pynvml" else real_find_spec(n, *a),
     )
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(precision, "_cuda_available", lambda: True)
     monkeypatch.setattr(torch.version, "hip", None)
 
     def initialises_cuda() -> tuple[int, int]:
@@ -125,7 +125,7 @@ def test_unprobed_gpus_get_full_precision(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", broken)
     assert fast_precision("cuda") == FULL
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "_cuda_available", lambda: False)
     monkeypatch.setattr(precision, "_xla_available", lambda: True)
     assert fast_precision("auto") == FULL
     assert fast_precision("cpu") == BF16, "the CPU when asked for, even on a TPU host"
@@ -135,7 +135,9 @@ def test_older_torch_without_capabilities_gets_full_precision(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delattr(torch.cpu, "get_capabilities")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "_cuda_available", lambda: False)
+    monkeypatch.setattr(precision, "_mps_available", lambda: False)
+    monkeypatch.setattr(precision, "_xla_available", lambda: False)
     assert not cpu_has_bf16()
     assert fast_precision("cpu") == FULL
 

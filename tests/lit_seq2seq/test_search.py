@@ -13,9 +13,11 @@ SMALL = dict(enc_emb_dim=8, enc_hidden=6, dec_emb_dim=10, dec_hidden=10, attn_si
 STYLES = ["lesson", "output", "input_feeding"]
 
 
-def make(seed: int = 0, attention: bool = True, style: str = "lesson") -> Seq2Seq:
+def make(seed: int = 0, attention: bool = True, style: str = "lesson", **net: object) -> Seq2Seq:
     torch.manual_seed(seed)
-    config = Seq2SeqConfig(**SMALL, attention=attention, attention_style=style, out_dropout=0.0)
+    config = Seq2SeqConfig(
+        **SMALL, attention=attention, attention_style=style, out_dropout=0.0, **net
+    )
     return Seq2Seq(config, src_vocab_size=13, tgt_vocab_size=11).eval()
 
 
@@ -101,7 +103,8 @@ def sequence_logprob(
     model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, seq: list[int]
 ) -> float:
     tgt = torch.tensor([[*seq, 2]])
-    logits, _ = model(src, lengths, tgt, pr_force=1.0)
+    with torch.no_grad():
+        logits, _ = model(src, lengths, tgt, pr_force=1.0)
     return float(torch.log_softmax(logits, -1)[0, torch.arange(len(seq) + 1), tgt[0]].sum())
 
 
@@ -154,10 +157,23 @@ def test_length_penalty_and_bad_beam() -> None:
         beam_search(model, *sources(), beam_size=0, max_len=3)
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_a_shared_encoding_decodes_as_encoding_again(style: str) -> None:
+@pytest.mark.parametrize(
+    ("attention", "style", "rnn_type", "bidirectional"),
+    [
+        *((True, style, "gru", True) for style in STYLES),
+        (False, "lesson", "gru", False),  # the _base stages
+        (False, "lesson", "gru", True),  # _bidir
+        (True, "output", "lstm", True),
+        (False, "lesson", "lstm", False),
+    ],
+)
+def test_a_shared_encoding_decodes_as_encoding_again(
+    attention: bool, style: str, rnn_type: str, bidirectional: bool
+) -> None:
     """Validation encodes a batch once for its teacher-forced and greedy passes."""
-    model = make(seed=3, style=style)
+    model = make(
+        seed=3, attention=attention, style=style, rnn_type=rnn_type, bidirectional=bidirectional
+    )
     src, lengths = sources()
     tgt = torch.randint(3, 11, (6, 7))
     with torch.no_grad():
