@@ -3,7 +3,7 @@
 A config asks for it with ``trainer.precision: ${fast_precision:${trainer.accelerator}}`` (the
 resolver is registered by ``lit_common.run``). Why it is chosen per machine instead of fixed:
 autocast to bf16 roughly halves the time of the matrix products that dominate an RNN translator's
-step, and on this project's 2-core AVX512-BF16 CPU the tuned translator trained about 20% more
+step, and on this project's 2-core AVX512-BF16 CPU the tuned translator trained 20 to 28% more
 tokens per second with the same BLEU (README, "Results on the Tatoeba questions"). But where the
 hardware has no bf16 arithmetic (x86 CPUs without AVX512-BF16 or AMX-BF16, NVIDIA GPUs before
 Ampere) the same setting is emulated and slower than fp32, so it would be a bad default there.
