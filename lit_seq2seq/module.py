@@ -20,6 +20,7 @@ The vocabularies, tokenizer settings and the detokenizer are stored in the check
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -251,8 +252,10 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
         # Validation and test decode in fp32 even when training autocasts to bf16
         # (`trainer.precision=bf16-mixed`): the checkpoint is then chosen, and val/test metrics
         # reported, by the same decoder the translate and evaluate CLIs ship, and the metrics
-        # compare across machines whatever precision each trained in.
-        with torch.autocast(self.device.type, enabled=False):
+        # compare across machines whatever precision each trained in. Only touched when a mixed
+        # precision is on: torch before 2.5 refuses any autocast context on MPS.
+        mixed = self._trainer is not None and str(self._trainer.precision).endswith("-mixed")
+        with torch.autocast(self.device.type, enabled=False) if mixed else nullcontext():
             self._evaluate_fp32(batch, batch_idx, stage)
 
     def _evaluate_fp32(self, batch: Batch, batch_idx: int, stage: str) -> None:
