@@ -20,7 +20,6 @@ precision (the weights are fp32 either way).
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import torch
@@ -45,9 +44,7 @@ def _nvml_compute_major() -> int | None:
     process, so ``ddp_fork`` and notebook launches still work after the check. NVML sees every
     GPU of the machine, also those ``CUDA_VISIBLE_DEVICES`` hides: one older GPU anywhere means
     full precision (slower, never wrong)."""
-    if importlib.util.find_spec("pynvml") is None:
-        return None
-    try:
+    try:  # an ImportError (no pynvml) or any NVML failure means "ask CUDA instead"
         import pynvml
 
         pynvml.nvmlInit()

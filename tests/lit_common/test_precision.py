@@ -90,17 +90,10 @@ def test_nvml_decides_without_initialising_cuda(
     monkeypatch: pytest.MonkeyPatch, majors: list[int], expected: str
 ) -> None:
     """With pynvml the GPUs are asked through NVML (fork-safe); every GPU must have bf16."""
-    import importlib.util
     import sys
 
     nvml = _FakeNVML(majors)
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda n, *a: object() if n == "pynvml" else real_find_spec(n, *a),
-    )
     monkeypatch.setattr(precision, "_cuda_available", lambda: True)
     monkeypatch.setattr(torch.version, "hip", None)
 
@@ -110,6 +103,17 @@ def test_nvml_decides_without_initialising_cuda(
     monkeypatch.setattr(torch.cuda, "get_device_capability", initialises_cuda)
     assert fast_precision("gpu") == expected
     assert nvml.shut, "NVML is shut down after the check"
+
+
+def test_without_pynvml_cuda_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
+    assert precision._nvml_compute_major() is None
+    monkeypatch.setattr(precision, "_cuda_available", lambda: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (8, 6))
+    assert fast_precision("cuda") == BF16
 
 
 def test_unprobed_gpus_get_full_precision(monkeypatch: pytest.MonkeyPatch) -> None:
