@@ -14,7 +14,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from lit_common import run
+from lit_common import run, sweeper
 from lit_common.checkpoint import best_checkpoint, read_checkpoint, resolve_ckpt_path
 from lit_common.wandb_logger import finish_wandb
 from lit_common.wandb_logger import make_wandb_logger as make_wandb_logger  # old configs' target
@@ -26,6 +26,7 @@ from lit_common.wandb_logger import make_wandb_logger as make_wandb_logger  # ol
 _SHIPPED = Path(run.__file__).resolve().parent / "configs"
 _SHIPPED = _SHIPPED if (_SHIPPED / "train.yaml").is_file() else Path(__file__).parent / "configs"
 CONFIG_DIR = str(_SHIPPED.resolve())
+sweeper.register()  # hparams_search=...: Optuna trials as Hydra jobs (configs/hydra/sweeper)
 OmegaConf.register_new_resolver(
     "config_choices", lambda group: run.config_choices(CONFIG_DIR, group), replace=True
 )

@@ -26,7 +26,8 @@ from torch import nn
 
 from lit_common.errors import InputError
 from lit_seq2seq.attention import AdditiveAttention
-from lit_seq2seq.encoder import Hidden, make_rnn
+from lit_seq2seq.regularisers import DropMasks, SideRegularisers, embed, recur, word_dropout
+from lit_seq2seq.rnn import Hidden, LayeredRNN, apply_locked, make_rnn
 
 ATTENTION_STYLES = ("lesson", "output", "input_feeding")
 
@@ -113,6 +114,8 @@ class Decoder(nn.Module):
         pad_idx: padding id.
         attention_style: ``lesson``, ``output`` or ``input_feeding`` (see the module docstring).
         emb_dropout: on the embeddings of the previous tokens.
+        regularisers: AWD-LSTM's regularisers and word dropout for this side (all off: None);
+            locked output dropout acts on the top RNN output, before attention.
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class Decoder(nn.Module):
         pad_idx: int,
         attention_style: str = "lesson",
         emb_dropout: float = 0.0,
+        regularisers: SideRegularisers | None = None,
     ) -> None:
         super().__init__()
         if attention_style not in ATTENTION_STYLES:
@@ -150,7 +154,10 @@ class Decoder(nn.Module):
             self.attentional = nn.Linear(hidden_size + enc_output_size, hidden_size)  # Luong W_c
             if self.style == "input_feeding":
                 rnn_input = emb_dim + hidden_size
-        self.rnn = make_rnn(rnn_type, rnn_input, hidden_size, n_layers, dropout)
+        self.reg = regularisers or SideRegularisers()
+        rnn_class = LayeredRNN if self.reg.layered else make_rnn
+        self.rnn = rnn_class(rnn_type, rnn_input, hidden_size, n_layers, dropout)
+        self.rnn_input = rnn_input
         self.rnn_type, self.hidden_size = rnn_type, hidden_size
         self.out_dropout = nn.Dropout(out_dropout)
         self.out = nn.Linear(hidden_size, vocab_size)
@@ -174,8 +181,22 @@ class Decoder(nn.Module):
             feed = top.new_zeros(top.shape)  # (batch, hidden_size)
         return DecoderState(hidden, feed)
 
+    def draw_masks(self, batch: int) -> DropMasks | None:
+        """The regularisers' masks for a training batch of ``batch`` sentences, shared by all
+        its steps; None in eval mode or when every regulariser that needs one is off."""
+        if not (self.training and self.reg.active):
+            return None
+        return DropMasks.draw(
+            self.reg, self.embedding, self.rnn, batch, self.rnn_input, self.hidden_size
+        )
+
     def step(
-        self, prev: torch.Tensor, state: DecoderState, memory: Memory
+        self,
+        prev: torch.Tensor,
+        state: DecoderState,
+        memory: Memory,
+        masks: DropMasks | None = None,
+        trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
         """Decode one position.
 
@@ -183,13 +204,17 @@ class Decoder(nn.Module):
             prev: (batch,) previous target ids (bos at the first step).
             state: the recurrent state (``initial_state`` at the first step).
             memory: the encoder side.
+            masks: the batch's regularisation masks (``draw_masks``), None outside training.
+            trace: when a list, the top RNN output before and after its locked dropout, each
+                (batch, hidden), is appended (AR/TAR).
 
         Returns:
             logits: (batch, vocab_size).
             state: the new state.
             weights: (batch, src_len) attention weights, or None without attention.
         """
-        emb = self.emb_dropout(self.embedding(prev))  # (batch, emb)
+        emb = embed(self.embedding, prev, masks.rows if masks else None)  # (batch, emb)
+        emb = self.emb_dropout(word_dropout(emb, self.reg.word_drop, self.training))
         weights = None
         if self.style == "lesson":
             context, weights = self._attend(state.top(), memory)  # (batch, enc_out)
@@ -197,8 +222,10 @@ class Decoder(nn.Module):
         elif self.style == "input_feeding":
             assert state.feed is not None
             emb = torch.cat([emb, state.feed], dim=-1)  # (batch, emb + hidden)
-        output, hidden = self.rnn(emb.unsqueeze(1), state.hidden)  # (batch, 1, hidden)
-        output = output.squeeze(1)  # (batch, hidden)
+        emb = apply_locked(emb, masks.inputs if masks else None)
+        output, hidden = recur(self.rnn, emb.unsqueeze(1), state.hidden, masks)
+        output = output.squeeze(1)  # (batch, 1, hidden) -> (batch, hidden)
+        output = self._locked_output(output, masks, trace)
         if self.style in ("output", "input_feeding"):
             output, weights = self._attentional(output, memory)
         feed = output if self.style == "input_feeding" else None
@@ -206,7 +233,12 @@ class Decoder(nn.Module):
         return logits, DecoderState(hidden, feed), weights
 
     def forward_teacher(
-        self, inputs: torch.Tensor, state: DecoderState, memory: Memory
+        self,
+        inputs: torch.Tensor,
+        state: DecoderState,
+        memory: Memory,
+        masks: DropMasks | None = None,
+        trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Every position of a fully teacher-forced sequence at once (``parallel`` styles only).
 
@@ -217,18 +249,36 @@ class Decoder(nn.Module):
             inputs: (batch, tgt_len) previous tokens: bos, then the target shifted by one.
             state: ``initial_state`` of the batch.
             memory: the encoder side.
+            masks: the batch's regularisation masks (``draw_masks``), None outside training.
+            trace: when a list, the top RNN outputs before and after their locked dropout, each
+                (batch, tgt_len, hidden), are appended (AR/TAR).
 
         Returns:
             logits: (batch, tgt_len, vocab_size).
             weights: (batch, tgt_len, src_len) attention weights, or None without attention.
         """
         assert self.parallel, f"attention_style={self.style!r} decodes one step at a time"
-        emb = self.emb_dropout(self.embedding(inputs))  # (batch, tgt_len, emb)
-        output, _ = self.rnn(emb, state.hidden)  # (batch, tgt_len, hidden)
+        emb = embed(self.embedding, inputs, masks.rows if masks else None)  # (batch, tgt_len, emb)
+        emb = self.emb_dropout(word_dropout(emb, self.reg.word_drop, self.training))
+        emb = apply_locked(emb, masks.inputs if masks else None)
+        output, _ = recur(self.rnn, emb, state.hidden, masks)  # (batch, tgt_len, hidden)
+        output = self._locked_output(output, masks, trace)
         weights = None
         if self.style == "output":
             output, weights = self._attentional(output, memory)
         return self.out(self.out_dropout(output)), weights  # (batch, tgt_len, vocab)
+
+    @staticmethod
+    def _locked_output(
+        output: torch.Tensor,
+        masks: DropMasks | None,
+        trace: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    ) -> torch.Tensor:
+        """The top RNN output after its locked dropout; both recorded in ``trace`` if asked."""
+        dropped = apply_locked(output, masks.outputs if masks else None)
+        if trace is not None:
+            trace.append((output, dropped))
+        return dropped
 
     def _attend(
         self, query: torch.Tensor, memory: Memory

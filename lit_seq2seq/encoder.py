@@ -1,5 +1,5 @@
 """The encoder: embedding -> dropout -> GRU/LSTM (optionally bidirectional) -> bridge to the
-decoder.
+decoder, with AWD-LSTM's regularisers when switched on (``lit_seq2seq/regularisers.py``).
 
 As in the lesson, the final hidden state of every layer (both directions concatenated) goes through
 a bias-free linear "bridge" to the decoder's hidden size and initialises the decoder, layer for
@@ -13,30 +13,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lit_common.errors import InputError
+from lit_seq2seq.regularisers import DropMasks, SideRegularisers, embed, recur, word_dropout
+from lit_seq2seq.rnn import Hidden, LayeredRNN, apply_locked, make_rnn
 
-RNNS = {"gru": nn.GRU, "lstm": nn.LSTM}
-Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-def make_rnn(
-    rnn_type: str,
-    input_size: int,
-    hidden_size: int,
-    n_layers: int,
-    dropout: float,
-    bidirectional: bool = False,
-) -> nn.RNNBase:
-    if rnn_type not in RNNS:
-        raise InputError(f"rnn_type={rnn_type!r} unknown; valid: {sorted(RNNS)}")
-    return RNNS[rnn_type](
-        input_size,
-        hidden_size,
-        n_layers,
-        batch_first=True,
-        dropout=dropout if n_layers > 1 else 0.0,
-        bidirectional=bidirectional,
-    )
+__all__ = ["Encoder", "Hidden", "make_rnn"]
 
 
 class Encoder(nn.Module):
@@ -53,6 +33,7 @@ class Encoder(nn.Module):
         bidirectional: read the source both ways.
         dec_hidden_size: the decoder's hidden size (the bridge's output).
         pad_idx: padding id (zero embedding, no gradient).
+        regularisers: AWD-LSTM's regularisers and word dropout for this side (all off: None).
     """
 
     def __init__(
@@ -67,11 +48,14 @@ class Encoder(nn.Module):
         bidirectional: bool,
         dec_hidden_size: int,
         pad_idx: int,
+        regularisers: SideRegularisers | None = None,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_idx)
         self.emb_dropout = nn.Dropout(emb_dropout)
-        self.rnn = make_rnn(rnn_type, emb_dim, hidden_size, n_layers, dropout, bidirectional)
+        self.reg = regularisers or SideRegularisers()
+        rnn_class = LayeredRNN if self.reg.layered else make_rnn
+        self.rnn = rnn_class(rnn_type, emb_dim, hidden_size, n_layers, dropout, bidirectional)
         self.directions = 2 if bidirectional else 1
         self.n_layers, self.rnn_type = n_layers, rnn_type
         self.output_size = hidden_size * self.directions
@@ -90,12 +74,21 @@ class Encoder(nn.Module):
             outputs: (batch, src_len, output_size), zeros at padding.
             hidden: (n_layers, batch, dec_hidden_size) for the decoder; a (h, c) pair for LSTM.
         """
-        emb = self.emb_dropout(self.embedding(src))  # (batch, src_len, emb)
+        masks = None
+        if self.training and self.reg.active:  # drawn once per batch
+            masks = DropMasks.draw(
+                self.reg, self.embedding, self.rnn, src.size(0),
+                self.embedding.embedding_dim, self.output_size,
+            )  # fmt: skip
+        emb = embed(self.embedding, src, masks.rows if masks else None)  # (batch, src_len, emb)
+        emb = self.emb_dropout(word_dropout(emb, self.reg.word_drop, self.training))
+        emb = apply_locked(emb, masks.inputs if masks else None)
         packed = pack_padded_sequence(
             emb, src_lengths.cpu(), batch_first=True, enforce_sorted=False
         )
-        packed_out, hidden = self.rnn(packed)
+        packed_out, hidden = recur(self.rnn, packed, None, masks)
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
+        outputs = apply_locked(outputs, masks.outputs if masks else None)
         if self.rnn_type == "lstm":
             return outputs, (
                 self._bridge(hidden[0], self.bridge),

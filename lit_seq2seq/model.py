@@ -2,7 +2,8 @@
 
 One model covers the lesson's five stages through flags: ``bidirectional`` (seq2seq_bidir), teacher
 forcing through ``pr_force`` (seq2seq_tf), ``attention`` (seq2seq_attn) and all of them
-(seq2seq_all).
+(seq2seq_all); AWD-LSTM's regularisers and word dropout are switches too (``regularisers.py``,
+all off by default).
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from lit_common.errors import InputError
 from lit_common.ranges import PROBABILITY, SIZE, Int, Range, Real, check_ranges
 from lit_seq2seq.decoder import ATTENTION_STYLES, Decoder, DecoderState, Memory
 from lit_seq2seq.encoder import Encoder
+from lit_seq2seq.regularisers import SideRegularisers, activation_penalty
 
 TEACHER_FORCING = ("step", "token")
+# SideRegularisers' fields, each a model.net setting per side (enc_weight_drop, dec_word_drop...)
+REGULARISER_RATES = (
+    "weight_drop", "embed_drop", "locked_in", "locked_hidden", "locked_out", "word_drop",
+)  # fmt: skip
 INITS = ("pytorch", "xavier")
 
 
@@ -53,6 +59,17 @@ class Seq2SeqConfig:
             matrices, zero biases; Joey NMT's default).
         emb_init_std: the embeddings' standard deviation; null keeps N(0, 1) (PyTorch's). Word
             vectors arrive at std 1 (``scale: auto``) and are multiplied by it too.
+        enc_weight_drop, dec_weight_drop: DropConnect on the RNN's hidden-to-hidden matrices,
+            one mask per training batch (AWD-LSTM: 0.5).
+        enc_embed_drop, dec_embed_drop: embedding dropout, whole word types (AWD-LSTM: 0.1).
+        enc_locked_in, dec_locked_in: locked dropout on the RNN's input (AWD-LSTM: 0.4-0.65).
+        enc_locked_hidden, dec_locked_hidden: locked dropout between RNN layers (AWD-LSTM:
+            0.2-0.3); the RNN then runs layer by layer (``LayeredRNN``).
+        enc_locked_out, dec_locked_out: locked dropout on the RNN's top output (AWD-LSTM: 0.4).
+        enc_word_drop, dec_word_drop: word dropout on source tokens and on the decoder's input
+            tokens (Sennrich & Zhang 2019).
+        ar_alpha: activation regularisation on the decoder's top outputs (AWD-LSTM: 2).
+        tar_beta: temporal activation regularisation on them (AWD-LSTM: 1).
     """
 
     rnn_type: str = "gru"
@@ -75,6 +92,20 @@ class Seq2SeqConfig:
     dec_emb_dropout: float = 0.0
     init: str = "pytorch"
     emb_init_std: float | None = None
+    enc_weight_drop: float = 0.0
+    dec_weight_drop: float = 0.0
+    enc_embed_drop: float = 0.0
+    dec_embed_drop: float = 0.0
+    enc_locked_in: float = 0.0
+    dec_locked_in: float = 0.0
+    enc_locked_hidden: float = 0.0
+    dec_locked_hidden: float = 0.0
+    enc_locked_out: float = 0.0
+    dec_locked_out: float = 0.0
+    enc_word_drop: float = 0.0
+    dec_word_drop: float = 0.0
+    ar_alpha: float = 0.0
+    tar_beta: float = 0.0
 
     RANGES: ClassVar[dict[str, Range]] = {
         **dict.fromkeys(("enc_emb_dim", "enc_hidden", "dec_emb_dim", "dec_hidden"), SIZE),
@@ -85,6 +116,8 @@ class Seq2SeqConfig:
         ),
         "attn_size": SIZE,
         "emb_init_std": Real(0.0, low_open=True, null=True),
+        **{f"{side}_{name}": PROBABILITY for side in ("enc", "dec") for name in REGULARISER_RATES},
+        **dict.fromkeys(("ar_alpha", "tar_beta"), Real(0.0, 1000.0)),
     }
 
     def __post_init__(self) -> None:
@@ -104,6 +137,12 @@ class Seq2SeqConfig:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def regularisers(self, side: str) -> SideRegularisers:
+        """The ``enc`` or ``dec`` side's regulariser rates."""
+        return SideRegularisers(
+            **{name: getattr(self, f"{side}_{name}") for name in REGULARISER_RATES}
+        )
 
 
 class Seq2Seq(nn.Module):
@@ -134,11 +173,12 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(
             src_vocab_size, c.enc_emb_dim, c.enc_hidden, c.enc_layers, c.enc_dropout,
             c.enc_emb_dropout, c.rnn_type, c.bidirectional, c.dec_hidden, pad_idx,
+            c.regularisers("enc"),
         )  # fmt: skip
         self.decoder = Decoder(
             tgt_vocab_size, c.dec_emb_dim, c.dec_hidden, c.dec_layers, c.dec_dropout,
             c.out_dropout, c.rnn_type, self.encoder.output_size, c.attention, c.attn_size,
-            c.tie_weights, pad_idx, c.attention_style, c.dec_emb_dropout,
+            c.tie_weights, pad_idx, c.attention_style, c.dec_emb_dropout, c.regularisers("dec"),
         )  # fmt: skip
         self._initialise()
 
@@ -193,6 +233,7 @@ class Seq2Seq(nn.Module):
         pr_force: float = 0.0,
         return_attention: bool = False,
         encoded: tuple[Memory, DecoderState] | None = None,
+        trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run the decoder for ``tgt_len`` steps, feeding targets with probability ``pr_force``.
 
@@ -204,6 +245,9 @@ class Seq2Seq(nn.Module):
             return_attention: also return the attention weights.
             encoded: ``encode(src, src_lengths)`` when the caller has it already (validation
                 decodes the same batch twice, teacher-forced and greedy).
+            trace: when a list, it receives one pair: the decoder's top RNN outputs before and
+                after their locked dropout, each (batch, tgt_len, dec_hidden), for
+                ``activation_penalty``.
 
         Returns:
             logits: (batch, tgt_len, tgt_vocab).
@@ -214,13 +258,15 @@ class Seq2Seq(nn.Module):
         """
         memory, state = encoded if encoded is not None else self.encode(src, src_lengths)
         prev = torch.full_like(tgt[:, 0], self.bos_idx)  # (batch,)
+        masks = self.decoder.draw_masks(tgt.size(0))  # one draw for every step of the batch
         if pr_force >= 1.0 and self.decoder.parallel:
             inputs = torch.cat([prev.unsqueeze(1), tgt[:, :-1]], 1)  # (batch, tgt_len)
-            logits, attention = self.decoder.forward_teacher(inputs, state, memory)
+            logits, attention = self.decoder.forward_teacher(inputs, state, memory, masks, trace)
             return logits, attention if return_attention else None
         logits, weights = [], []
+        steps: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if trace is not None else None
         for i in range(tgt.size(1)):
-            step_logits, state, w = self.decoder.step(prev, state, memory)
+            step_logits, state, w = self.decoder.step(prev, state, memory, masks, steps)
             logits.append(step_logits)
             if return_attention and w is not None:
                 weights.append(w)
@@ -232,5 +278,21 @@ class Seq2Seq(nn.Module):
                 else:
                     force = torch.rand(prev.shape, device=prev.device) < pr_force
                     prev = torch.where(force, tgt[:, i], prev)
+        if trace is not None and steps:
+            trace.append(
+                (torch.stack([r for r, _ in steps], 1), torch.stack([d for _, d in steps], 1))
+            )
         attention = torch.stack(weights, 1) if weights else None
         return torch.stack(logits, 1), attention
+
+    def activation_penalty(
+        self, trace: list[tuple[torch.Tensor, torch.Tensor]], real: torch.Tensor
+    ) -> torch.Tensor:
+        """AR + TAR (``ar_alpha``, ``tar_beta``) of a ``forward(..., trace=[])`` call.
+
+        Args:
+            trace: the list ``forward`` filled.
+            real: (batch, tgt_len) bool, True at real target tokens.
+        """
+        ((raw, dropped),) = trace
+        return activation_penalty(raw, dropped, real, self.config.ar_alpha, self.config.tar_beta)

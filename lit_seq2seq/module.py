@@ -222,7 +222,13 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
     # -- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         assert self.net is not None
-        logits, _ = self.net(batch.src, batch.src_lengths, batch.tgt, pr_force=self.pr_force)
+        c = self.config
+        trace: list[tuple[torch.Tensor, torch.Tensor]] | None = (
+            [] if c.ar_alpha > 0 or c.tar_beta > 0 else None
+        )
+        logits, _ = self.net(
+            batch.src, batch.src_lengths, batch.tgt, pr_force=self.pr_force, trace=trace
+        )
         pad = self.tgt_vocab.pad_idx
         flat_logits, flat_tgt = logits.flatten(0, 1), batch.tgt.flatten()
         nll = F.cross_entropy(flat_logits, flat_tgt, ignore_index=pad)
@@ -235,8 +241,12 @@ class Seq2SeqModule(BuiltFromData, pl.LightningModule):
                 label_smoothing=self.hparams.label_smoothing,
             )
         real = batch.tgt != pad
-        acc = ((logits.argmax(-1) == batch.tgt) & real).sum() / real.sum()
         size = batch.src.size(0)
+        if trace is not None:  # AWD-LSTM's AR/TAR on the decoder's outputs
+            penalty = self.net.activation_penalty(trace, real)
+            loss = loss + penalty
+            self.log("train/ar_tar", penalty, on_step=False, on_epoch=True, batch_size=size)
+        acc = ((logits.argmax(-1) == batch.tgt) & real).sum() / real.sum()
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         self.log("train/ppl", nll.detach().exp(), on_step=True, on_epoch=False, batch_size=size)
         self.log("train/acc", acc, on_step=False, on_epoch=True, batch_size=size)

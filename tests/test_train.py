@@ -21,6 +21,7 @@ from callbacks import OneCycleScheduler, TeacherForcingScheduler
 from lit_common import run
 from lit_common.wandb_logger import WandbBestSummary
 from lit_devise.synthetic import make_shapes
+from lit_seq2seq.model import REGULARISER_RATES
 from tests.conftest import DEVISE_RUN, REPO_ROOT, TINY_RUN, compose_train
 from tests.helpers import run_train
 
@@ -149,12 +150,18 @@ def run_ddp(
 @pytest.mark.ddp
 def test_train_py_seq2seq_on_two_cpu_processes(tmp_path: Path) -> None:
     # 411 train pairs: not a multiple of 2 ranks x 32
-    rows, _ = run_ddp(tmp_path, TINY_RUN, "data.train.n_pairs=457")
+    # with every AWD-LSTM regulariser on: DropConnect's weights reach the fused kernels through
+    # functional_call, and DDP must still receive each parameter's gradient
+    awd = [f"model.net.{side}_{name}=0.2" for side in ("enc", "dec") for name in REGULARISER_RATES]
+    rows, _ = run_ddp(tmp_path, TINY_RUN, "data.train.n_pairs=457", *awd, "model.net.ar_alpha=1",
+                      "model.net.tar_beta=1")  # fmt: skip
     steps = {r["step"] for r in rows if r["train/lr"]}
     # at least ceil(411 / (2 x 32)) = 7 batches per rank per epoch; the sort-ish sampler may use
     # 5% more for cheaper boundaries, rounded up to equal counts: 8
     assert len(steps) == 2 * 8
-    assert any(r["val/bleu"] for r in rows)
+    bleu = [float(r["val/bleu"]) for r in rows if r["val/bleu"]]
+    assert bleu and all(0.0 <= b <= 100.0 for b in bleu)
+    assert any(r["train/ar_tar"] for r in rows)
 
 
 @pytest.mark.parametrize(
@@ -488,20 +495,47 @@ def test_wandb_summary_keeps_best_values() -> None:
     assert defined["val/acc"] == "max"
 
 
-def test_optuna_sweep_optimises_the_returned_metric(tmp_path: Path) -> None:
-    """`python train.py -m hparams_search=seq2seq_optuna`: two tiny trials, the sweeper reads the
-    value main() returns and writes its best parameters."""
-    small = [*SMALL_SEQ2SEQ, "trainer.max_epochs=1"]
-    cmd = [sys.executable, str(REPO_ROOT / "train.py"), "-m", "hparams_search=seq2seq_optuna",
-           "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2", "logger=csv",
-           "trainer=cpu", f"paths.data_dir={tmp_path / 'data'}", *small]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+def test_awd_study_runs_resumes_from_its_storage_and_reports_importance(tmp_path: Path) -> None:
+    """`python train.py -m hparams_search=seq2seq_awd` with a SQLite storage: 2 tiny trials, then
+    a second sweep continues the same study (3 trials, job folders by trial number), and
+    `python -m lit_common.study` reads the storage."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    small = [*SMALL_SEQ2SEQ, "trainer.max_epochs=1", "data=synthetic", "trainer=cpu"]
+
+    def sweep(n_trials: int) -> None:
+        cmd = [sys.executable, str(REPO_ROOT / "train.py"), "-m", "hparams_search=seq2seq_awd",
+               f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweeper.storage={storage}",
+               "hydra.sweeper.study_name=tiny", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+               f"paths.data_dir={tmp_path / 'data'}", *small]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    sweep(2)
+    sweep(1)
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1", "2"]
+    for trial in ("0", "1", "2"):
+        assert len(list((tmp_path / "sweep" / trial / "checkpoints").glob("best-*.ckpt"))) == 1
+    # trial 0 is the queued reference, every regulariser off (the tuned recipe as it is)
+    config = OmegaConf.load(tmp_path / "sweep" / "0" / ".hydra" / "config.yaml")
+    net = config.model.net
+    assert all(
+        net[f"{side}_{name}"] == 0.0 for side in ("enc", "dec") for name in REGULARISER_RATES
+    )
+    assert config.trainer.max_epochs == 1 and config.data.train.n_pairs == 400
+    best = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
+    assert "model.net.enc_weight_drop" in best.best_params and 0.0 <= best.best_value <= 100.0
+    proc = subprocess.run(
+        [sys.executable, "-m", "lit_common.study", "--storage", storage, "--study", "tiny",
+         "--out", str(tmp_path / "figures")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = list((tmp_path / "logs" / "train" / "multiruns").glob("*/optimization_results.yaml"))
-    assert len(results) == 1
-    best = OmegaConf.load(results[0])
-    assert "model.optimizer.lr" in best.best_params and 0.0 <= best.best_value <= 100.0
-    assert len(list(results[0].parent.glob("[01]/checkpoints/best-*.ckpt"))) == 2
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["completed_trials"] == 3 and result["best_value"] == best.best_value
+    assert (
+        set(result["importance_fanova"]) == set(result["importance_mdi"]) == set(best.best_params)
+    )
+    assert sorted(Path(f).name for f in result["figures"]) == ["importance.png", "slice.png"]
     devise = compose_train(tmp_path / "d", "model=devise", "hparams_search=devise_optuna")
     assert devise.optimized_metric == "val/loss"
 

@@ -1,0 +1,176 @@
+"""What an Optuna study found: each setting's importance, the best trial, and two figures.
+
+    python -m lit_common.study --storage sqlite:///FILE --study NAME [--out DIR] [--seed N]
+
+Works on any model's study (``hparams_search=...`` with a storage). Importance is Optuna's
+(``optuna.importance``): fANOVA (Hutter et al. 2014) over a random forest fitted to the completed
+trials, and the forest's mean decrease in impurity; both are shares that sum to 1 and say how much
+of the variation of the objective each setting explains, over the region the study sampled. With
+``--out`` it draws ``importance.png`` (both methods side by side) and ``slice.png`` (the
+objective against each setting, one point per trial: a partial-dependence view) with Optuna's
+matplotlib backend. The last line printed is one JSON object: ``study``, ``direction``,
+``completed_trials``, ``failed_trials``, ``best_trial``, ``best_value``, ``best_params``,
+``importance_fanova``, ``importance_mdi`` (settings in decreasing fANOVA importance), ``figures``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lit_common import cli
+from lit_common.errors import InputError
+
+MIN_TRIALS = 2  # a forest needs two values to split
+
+
+def load(storage: str, name: str) -> Any:
+    """The study ``name`` in ``storage``; a missing SQLite file or study is one ``InputError``
+    (Optuna would create an empty database for a mistyped path)."""
+    import optuna
+
+    if storage.startswith("sqlite:///"):
+        path = Path(storage.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise InputError(f"--storage {storage}: no such file {path}")
+    try:
+        names = optuna.get_all_study_names(storage)
+    except Exception as err:  # a URL SQLAlchemy cannot open, a file that is not a database
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise InputError(f"--storage {storage}: {type(err).__name__}: {first}") from None
+    if name not in names:
+        raise InputError(f"--study {name!r} not in {storage}; valid: {sorted(names)}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def importances(study: Any, seed: int) -> dict[str, dict[str, float]]:
+    """fANOVA and mean-decrease-impurity importance of each searched setting (shares of 1)."""
+    from optuna.importance import (
+        FanovaImportanceEvaluator,
+        MeanDecreaseImpurityImportanceEvaluator,
+        get_param_importances,
+    )
+
+    out = {}
+    for key, evaluator in (
+        ("fanova", FanovaImportanceEvaluator(seed=seed)),
+        ("mdi", MeanDecreaseImpurityImportanceEvaluator(seed=seed)),
+    ):
+        scores = get_param_importances(study, evaluator=evaluator, normalize=True)
+        out[key] = {name: round(float(value), 4) for name, value in scores.items()}
+    return out
+
+
+def draw(study: Any, scores: dict[str, dict[str, float]], out: Path) -> list[str]:
+    """``importance.png`` (both methods) and ``slice.png`` (objective against each setting)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(scores["fanova"])[::-1]  # most important at the top
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(names) + 1.5), sharey=True)
+    for ax, (key, title) in zip(
+        axes, (("fanova", "fANOVA"), ("mdi", "mean decrease in impurity")), strict=True
+    ):
+        ax.barh([_short(n) for n in names], [scores[key].get(n, 0.0) for n in names])
+        ax.set_title(title)
+        ax.set_xlabel("share of the objective's variation")
+    fig.suptitle(f"{study.study_name}: importance over {completed(study)} trials")
+    fig.tight_layout()
+    paths = [cli.save_figure(fig, out / "importance.png", dpi=110)]
+    plt.close(fig)
+    fig = slice_figure(study, list(scores["fanova"]))
+    paths.append(cli.save_figure(fig, out / "slice.png", dpi=90))
+    plt.close(fig)
+    return [str(p) for p in paths]
+
+
+def slice_figure(study: Any, params: list[str], columns: int = 5) -> Any:
+    """Optuna's slice plot (objective against each setting, a point per trial coloured by trial
+    number), its panels laid out ``columns`` to a row in order of ``params``."""
+    import numpy as np
+    from matplotlib.gridspec import GridSpec
+    from optuna.visualization.matplotlib import plot_slice
+
+    axes = np.atleast_1d(plot_slice(study, params=params)).ravel()
+    fig = axes[0].figure
+    rows = -(-len(axes) // columns)
+    fig.set_size_inches(2.6 * columns + 1.2, 2.4 * rows + 0.8)
+    grid = GridSpec(rows, columns, figure=fig, left=0.06, right=0.88, hspace=0.55, wspace=0.3)
+    for i, ax in enumerate(axes):
+        ax.set_subplotspec(grid[i // columns, i % columns])
+        ax.set_position(grid[i // columns, i % columns].get_position(fig))
+        ax.set_xlabel(_short(ax.get_xlabel()))
+        ax.set_ylabel("objective" if i % columns == 0 else "")
+    for extra in set(fig.axes) - set(axes):  # the trial-number colour bar, right of the grid
+        extra.set_position((0.91, 0.15, 0.012, 0.7))
+    return fig
+
+
+def _short(name: str) -> str:
+    """``model.net.enc_weight_drop`` -> ``enc_weight_drop``: figure labels only."""
+    return name.rsplit(".", 1)[-1]
+
+
+def completed(study: Any) -> int:
+    import optuna
+
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def summary(study: Any, seed: int = 0, out: Path | None = None) -> dict[str, Any]:
+    """The JSON the command prints (module docstring); raises ``InputError`` below
+    ``MIN_TRIALS`` completed trials."""
+    import optuna
+
+    n_done = completed(study)
+    if n_done < MIN_TRIALS:
+        raise InputError(
+            f"study {study.study_name!r} has {n_done} completed trial(s); importance needs at "
+            f"least {MIN_TRIALS}"
+        )
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    best = study.best_trial
+    scores = importances(study, seed)
+    return {
+        "study": study.study_name,
+        "direction": study.direction.name.lower(),
+        "completed_trials": n_done,
+        "failed_trials": len(failed),
+        "best_trial": best.number,
+        "best_value": best.value,
+        "best_params": best.params,
+        "importance_fanova": scores["fanova"],
+        "importance_mdi": scores["mdi"],
+        "figures": draw(study, scores, out) if out is not None else [],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", required=True, help="Optuna storage, e.g. sqlite:///FILE")
+    parser.add_argument("--study", required=True, help="the study's name")
+    parser.add_argument("--out", type=cli.output_dir, help="draw importance.png and slice.png here")
+    parser.add_argument("--seed", type=int, default=0, help="the importance forests' seed")
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        result = summary(load(args.storage, args.study), args.seed, args.out)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name, share in result["importance_fanova"].items():
+        print(f"{name:<32} fanova {share:6.3f}   mdi {result['importance_mdi'].get(name, 0):6.3f}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
