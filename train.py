@@ -26,7 +26,9 @@ from lit_common.wandb_logger import make_wandb_logger as make_wandb_logger  # ol
 _SHIPPED = Path(run.__file__).resolve().parent / "configs"
 _SHIPPED = _SHIPPED if (_SHIPPED / "train.yaml").is_file() else Path(__file__).parent / "configs"
 CONFIG_DIR = str(_SHIPPED.resolve())
-sweeper.register()  # hparams_search=...: Optuna trials as Hydra jobs (configs/hydra/sweeper)
+# Files lit_common's Optuna sweeper among Hydra's plugins (hparams_search=...: trials as jobs);
+# done at import so `python train.py -m` and `lit-train -m` both find it.
+sweeper.register()
 OmegaConf.register_new_resolver(
     "config_choices", lambda group: run.config_choices(CONFIG_DIR, group), replace=True
 )

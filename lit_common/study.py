@@ -55,11 +55,24 @@ def importances(study: Any, seed: int) -> dict[str, dict[str, float]]:
     )
 
     out = {}
+    if len(study.directions) > 1:
+        raise InputError(
+            f"study {study.study_name!r} has {len(study.directions)} objectives; "
+            "importance here is for single-objective studies"
+        )
     for key, evaluator in (
         ("fanova", FanovaImportanceEvaluator(seed=seed)),
         ("mdi", MeanDecreaseImpurityImportanceEvaluator(seed=seed)),
     ):
-        scores = get_param_importances(study, evaluator=evaluator, normalize=True)
+        try:
+            scores = get_param_importances(study, evaluator=evaluator, normalize=True)
+        except RuntimeError as err:  # e.g. every completed trial has the same value
+            raise InputError(f"study {study.study_name!r}: {err}") from None
+        if not scores:
+            raise InputError(
+                f"study {study.study_name!r}: no setting was searched in every completed trial "
+                "(did the search space change between sweeps?)"
+            )
         out[key] = {name: round(float(value), 4) for name, value in scores.items()}
     return out
 
@@ -118,6 +131,7 @@ def _short(name: str) -> str:
 
 
 def completed(study: Any) -> int:
+    """The study's completed trials (failed and running ones are not counted)."""
     import optuna
 
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))

@@ -12,8 +12,12 @@ Optuna-4 pre-release needs an unreleased Hydra. This sweeper keeps that plugin's
 - each trial is one Hydra job, numbered by its trial number (``hydra.job.num``), so the job
   folders of a resumed study do not collide;
 - a job that fails is told to the study as failed and the sweep goes on; a job that stops the
-  program (a bad setting: one ``error:`` line) or an interrupt is told as failed, then stops it;
-- ``optimization_results.yaml`` in the sweep folder holds the study's best trial so far.
+  program (a bad setting: one ``error:`` line) or an interrupt stops the sweep, and every trial
+  it had asked for and not finished is told as failed (none is left "running" in the storage);
+- a seeded sampler is seeded anew from the number of trials so far, so a continued study does not
+  repeat the first sweep's random trials;
+- ``optimization_results.yaml`` in the sweep folder holds the study's best trial so far, written
+  after every trial.
 
 Search spaces use Hydra's grammar: ``interval(a, b)`` (uniform float: Hydra reads its ends as
 floats), ``tag(log, interval(a, b))`` (log-uniform), ``range(start, stop, step)`` (a stepped grid,
@@ -85,13 +89,20 @@ def distribution(override: Override) -> Any:
 
     value = override.value()
     key = override.get_key_element()
+    tags = set(getattr(value, "tags", ()) or ())
+    if tags - {"log"} or (tags and not isinstance(value, IntervalSweep)):
+        raise InputError(
+            f"{key}: tags {sorted(tags)} not understood; valid: tag(log, interval(a, b))"
+        )
     if isinstance(value, ChoiceSweep):
         choices = list(override.sweep_iterator(transformer=Transformer.encode))
         return d.CategoricalDistribution(choices)
     if isinstance(value, RangeSweep):
         start, stop, step = value.start, value.stop, value.step
         assert start is not None and stop is not None and step is not None
-        if step <= 0 or stop <= start:
+        if step <= 0:
+            raise InputError(f"{key}: range({start}, {stop}, {step}): the step must be > 0")
+        if stop <= start:
             raise InputError(f"{key}: range({start}, {stop}, {step}) is empty")
         if all(isinstance(v, int) for v in (start, stop, step)):
             last = start + (stop - start - 1) // step * step
@@ -104,7 +115,7 @@ def distribution(override: Override) -> Any:
         assert start is not None and end is not None
         if end <= start:
             raise InputError(f"{key}: interval({start}, {end}) is empty")
-        return d.FloatDistribution(float(start), float(end), log="log" in value.tags)
+        return d.FloatDistribution(float(start), float(end), log="log" in tags)
     raise InputError(
         f"{key}={override.get_value_element_as_str()}: not a search space; valid: "
         "interval(a, b), tag(log, interval(a, b)), range(start, stop, step), choice(a, ...)"
@@ -143,7 +154,7 @@ class OptunaSweeper(Sweeper):
             the study in memory for this sweep only.
         study_name: the study in ``storage`` to create or continue.
         n_trials: new trials this sweep runs.
-        n_jobs: trials asked for at once and handed to the launcher together (a parallel
+        n_jobs: trials asked for at once and handed to the launcher in one launch (a parallel
             launcher runs them side by side; the basic launcher one after another).
         params: search space, key -> Hydra sweep grammar (module docstring).
         enqueue: settings (key -> value) to try first, once per study: queued when the study is
@@ -172,7 +183,9 @@ class OptunaSweeper(Sweeper):
         self.params = dict(params or {})
         self.enqueue = [dict(settings) for settings in enqueue or ()]
         self.config: DictConfig | None = None
-        self.launcher: Any = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Any = None  # Hydra's launcher, made in ``setup``
+        self.sweep_dir = "."  # hydra.sweep.dir, known in ``setup``
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -182,26 +195,33 @@ class OptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=_catch_exit(task_function), config=config
         )
-        self.sweep_dir = config.hydra.sweep.dir
+        self.sweep_dir = str(config.hydra.sweep.dir)
 
     def study(self) -> Any:
-        """The study in ``storage``, created when new, else continued."""
+        """The study in ``storage``, created when new, else continued.
+
+        A seeded sampler is seeded with ``seed + number of trials so far``: a continued study
+        would otherwise draw its random start-up trials again, the same as the first sweep's.
+        """
         import optuna
 
         if self.storage and self.storage.startswith("sqlite:///"):  # SQLite makes no folders
             Path(self.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        sampler, pruner = (  # Hydra has usually instantiated them already (recursively)
-            instantiate(part) if isinstance(part, (dict, DictConfig)) else part
-            for part in (self.sampler, self.pruner)
-        )
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=self.study_name,
             storage=self.storage,
-            sampler=sampler,
-            pruner=pruner,
+            pruner=_build(self.pruner),
             direction=self.direction,
             load_if_exists=True,
         )
+        sampler = self.sampler
+        if isinstance(sampler, (dict, DictConfig)):
+            sampler = OmegaConf.to_container(OmegaConf.create(dict(sampler)), resolve=True)
+            if isinstance(sampler.get("seed"), int) and study.trials:  # type: ignore[union-attr]
+                sampler["seed"] += len(study.trials)  # type: ignore[index]
+        if sampler is not None:
+            study.sampler = _build(sampler)
+        return study
 
     def sweep(self, arguments: list[str]) -> None:
         import optuna
@@ -222,34 +242,59 @@ class OptunaSweeper(Sweeper):
         while remaining > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
             remaining -= len(trials)
-            for trial in trials:  # one launch per trial: numbers are the job folders
-                self._run(study, trial, fixed)
+            self._run(study, trials, fixed)
         self._write_results(study)
 
-    def _run(self, study: Any, trial: Any, fixed: list[str]) -> None:
+    def _run(self, study: Any, trials: list[Any], fixed: list[str]) -> None:
+        """Launch ``trials`` as one batch (their job numbers are their trial numbers, so one
+        launch each unless the numbers run on) and tell the study each outcome; whatever
+        happens, no asked trial is left running in the storage."""
         import optuna
 
-        overrides = (*fixed, *(f"{key}={_clean(value)}" for key, value in trial.params.items()))
-        self.validate_batch_is_legal([overrides])
+        untold = {trial.number: trial for trial in trials}
         try:
-            (result,) = self.launcher.launch([overrides], initial_job_idx=trial.number)
+            batch = [
+                (*fixed, *(f"{key}={_clean(value)}" for key, value in trial.params.items()))
+                for trial in trials
+            ]
+            self.validate_batch_is_legal(batch)
+            numbers = [trial.number for trial in trials]
+            if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+                groups = [(batch, numbers[0], trials)]
+            else:  # another worker took numbers in between
+                groups = [([b], t.number, [t]) for b, t in zip(batch, trials, strict=True)]
+            for overrides, first, group in groups:
+                results = self.launcher.launch(overrides, initial_job_idx=first)
+                for trial, result in zip(group, results, strict=True):
+                    self._tell(study, trial, result)
+                    untold.pop(trial.number)
+                    self._write_results(study)
+        finally:
+            for trial in untold.values():
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    @staticmethod
+    def _tell(study: Any, trial: Any, result: Any) -> None:
+        import optuna
+
+        try:
             value = result.return_value  # re-raises the job's exception
-        except JobStopped as stop:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        except JobStopped as stop:  # the job stopped the program: so does the sweep
             raise SystemExit(stop.code) from None
-        except KeyboardInterrupt:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
         except Exception as err:  # one bad trial (diverged, out of memory) does not end a study
             log.warning(f"Trial {trial.number} failed: {type(err).__name__}: {err}")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
-        if value is None or not math.isfinite(float(value)):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
             log.warning(f"Trial {trial.number} returned {value!r}: recorded as failed")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
-        study.tell(trial, float(value))
-        log.info(f"Trial {trial.number}: {float(value):.4f} with {trial.params}")
+        study.tell(trial, number)
+        log.info(f"Trial {trial.number}: {number:.4f} with {trial.params}")
 
     def _write_results(self, study: Any) -> None:
         try:
@@ -269,6 +314,11 @@ class OptunaSweeper(Sweeper):
         path.parent.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), path)
         log.info(f"Best trial {best.number}: {best.value:.4f} with {best.params} ({path})")
+
+
+def _build(part: Any) -> Any:
+    """An Optuna sampler or pruner from its ``_target_`` config; an object or None as it is."""
+    return instantiate(part) if isinstance(part, (dict, DictConfig)) else part
 
 
 def _clean(value: Any) -> Any:

@@ -8,7 +8,7 @@ all off by default).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -23,9 +23,7 @@ from lit_seq2seq.regularisers import SideRegularisers, activation_penalty
 
 TEACHER_FORCING = ("step", "token")
 # SideRegularisers' fields, each a model.net setting per side (enc_weight_drop, dec_word_drop...)
-REGULARISER_RATES = (
-    "weight_drop", "embed_drop", "locked_in", "locked_hidden", "locked_out", "word_drop",
-)  # fmt: skip
+REGULARISER_RATES = tuple(field.name for field in fields(SideRegularisers))
 INITS = ("pytorch", "xavier")
 
 
@@ -127,6 +125,12 @@ class Seq2SeqConfig:
                 f"enc_layers={self.enc_layers} but dec_layers={self.dec_layers}: the encoder's "
                 "final state initialises the decoder layer for layer, so they must be equal"
             )
+        for side, layers in (("enc", self.enc_layers), ("dec", self.dec_layers)):
+            if layers == 1 and getattr(self, f"{side}_locked_hidden") > 0:
+                raise InputError(
+                    f"{side}_locked_hidden={getattr(self, f'{side}_locked_hidden')} needs at least "
+                    f"2 layers ({side}_layers=1): it drops between layers"
+                )
         for key, valid in (
             ("teacher_forcing", TEACHER_FORCING),
             ("attention_style", ATTENTION_STYLES),

@@ -5,7 +5,7 @@ and Optimizing LSTM Language Models", arXiv:1708.02182, section 4) help a sequen
 model. Each is a switch of ``model.net`` (``Seq2SeqConfig``), for the encoder and the decoder, off
 (0) by default:
 
-- **weight drop** (section 4.1; Wan et al. 2013's DropConnect): a dropout mask on the RNN's
+- **weight drop** (section 2; Wan et al. 2013's DropConnect): a dropout mask on the RNN's
   hidden-to-hidden matrices, drawn once per training batch and used at every time step. The fused
   RNN kernels stay in use: the dropped matrices reach them through ``torch.func.functional_call``,
   so gradients flow to the one stored parameter (the state dict, DDP's buckets and checkpoints see
@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
 from lit_common.errors import InputError
@@ -59,11 +58,19 @@ def word_dropout(emb: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 def embed(
     embedding: nn.Embedding, ids: torch.Tensor, row_mask: torch.Tensor | None
 ) -> torch.Tensor:
-    """``embedding(ids)`` with the rows of ``row_mask`` (vocab, 1) dropped: embedding dropout."""
-    if row_mask is None:
-        return embedding(ids)
-    weight = embedding.weight * row_mask  # (vocab, dim)
-    return F.embedding(ids, weight, embedding.padding_idx)
+    """``embedding(ids)`` with the rows of ``row_mask`` (vocab, 1) dropped: embedding dropout.
+
+    Args:
+        embedding: the lookup table.
+        ids: (batch,) or (batch, len) token ids.
+        row_mask: (vocab, 1) ``bernoulli_mask`` over word types, or None.
+
+    Returns:
+        (*ids.shape, dim): the same as looking ids up in ``weight * row_mask``, without building
+        that (vocab, dim) matrix at every decoder step.
+    """
+    out = embedding(ids)
+    return out if row_mask is None else out * row_mask[ids]
 
 
 def locked_mask(batch: int, features: int, p: float, like: torch.Tensor) -> torch.Tensor | None:
@@ -169,7 +176,8 @@ def recur(
     hidden: Hidden | None,
     masks: DropMasks | None,
 ) -> tuple[torch.Tensor | PackedSequence, Hidden]:
-    """Run a fused RNN or a ``LayeredRNN`` with a batch's masks (None: plain call)."""
+    """Run a fused RNN or a ``LayeredRNN`` with a batch's masks (None: a plain call); shapes as
+    ``run_rnn``."""
     if masks is None:
         return rnn(inputs, hidden)
     if isinstance(rnn, LayeredRNN):

@@ -54,7 +54,18 @@ def run_rnn(
     hidden: Hidden | None,
     weights: dict[str, torch.Tensor] | None,
 ) -> tuple[torch.Tensor | PackedSequence, Hidden]:
-    """``rnn(inputs, hidden)`` with ``weights`` (``dropped_weights``) in place of its own."""
+    """``rnn(inputs, hidden)`` with ``weights`` (``dropped_weights``) in place of its own.
+
+    Args:
+        rnn: a batch-first fused RNN.
+        inputs: (batch, len, input_size), or a PackedSequence of such rows.
+        hidden: (layers * directions, batch, hidden_size) (an (h, c) pair for LSTM), or None.
+        weights: parameter name -> replacement tensor of the same shape; None or empty: its own.
+
+    Returns:
+        outputs: (batch, len, directions * hidden_size) (packed if ``inputs`` was).
+        hidden: the final state, laid out as ``hidden``.
+    """
     if not weights:
         return rnn(inputs, hidden)
     return torch.func.functional_call(rnn, weights, (inputs, hidden), strict=False)
@@ -69,7 +80,8 @@ def apply_locked(
         return x
     if isinstance(x, PackedSequence):
         rows = packed_rows(x)  # (total_tokens,) sequence of each packed row
-        return x._replace(data=x.data * mask[rows, 0])
+        return x._replace(data=x.data * mask[rows, 0].to(x.data.dtype))
+    mask = mask.to(x.dtype)  # bf16 activations under autocast stay bf16
     return x * (mask if x.dim() == 3 else mask[:, 0])
 
 
@@ -123,8 +135,21 @@ class LayeredRNN(nn.ModuleList):
         between: list[torch.Tensor | None] | None = None,
         weights: list[dict[str, torch.Tensor] | None] | None = None,
     ) -> tuple[torch.Tensor | PackedSequence, Hidden]:
-        """Run every layer; ``between[i]`` is the locked mask after layer ``i`` (n_layers - 1 of
-        them) and ``weights[i]`` layer ``i``'s dropped matrices."""
+        """Run every layer, ``dropout`` and ``between[i]`` after layer ``i`` (but the last).
+
+        Args:
+            inputs: (batch, len, input_size), or a PackedSequence of such rows.
+            hidden: (n_layers * directions, batch, hidden_size) initial state (an (h, c) pair
+                for LSTM), or None for zeros.
+            between: n_layers - 1 locked masks, each (batch, 1, directions * hidden_size) or
+                None; None: no locked dropout between layers.
+            weights: per layer, its DropConnect matrices (``dropped_weights``) or None.
+
+        Returns:
+            outputs: (batch, len, directions * hidden_size) of the top layer (packed if
+                ``inputs`` was).
+            hidden: (n_layers * directions, batch, hidden_size) final states (a pair for LSTM).
+        """
         d = self.directions
         states = []
         x = inputs

@@ -42,7 +42,10 @@ def test_sweep_grammar_becomes_optuna_distributions() -> None:
     ("value", "message"),
     [
         ("range(0.5, 0.1, 0.1)", r"a: range\(0.5, 0.1, 0.1\) is empty"),
+        ("range(5, 1, -1)", r"a: range\(5, 1, -1\): the step must be > 0"),
         ("interval(0.5, 0.5)", r"a: interval\(0.5, 0.5\) is empty"),
+        ("tag(int, interval(1, 8))", r"a: tags \['int'\] not understood; valid: tag\(log"),
+        ("0.3", r"a=0.3: not a search space; valid: interval"),
     ],
 )
 def test_empty_search_spaces_are_refused(value: str, message: str) -> None:
@@ -119,3 +122,74 @@ def test_a_job_that_stops_the_program_fails_its_trial_then_stops_the_sweep(
         sweeper.sweep([])
     study = optuna.load_study(study_name="s", storage=sweeper.storage)
     assert [t.state.name for t in study.trials] == ["FAIL"]  # nothing left running
+
+
+def test_the_shipped_searches_parse() -> None:
+    for name in ("seq2seq_awd", "seq2seq_optuna", "devise_optuna"):
+        config = OmegaConf.load(
+            Path(__file__).parents[2] / "configs" / "hparams_search" / f"{name}.yaml"
+        )
+        space, _ = search_space(config.hydra.sweeper.params, [])
+        assert space, name
+    awd, _ = search_space(
+        OmegaConf.load(Path(__file__).parents[2] / "configs/hparams_search/seq2seq_awd.yaml")
+        .hydra.sweeper.params, []
+    )  # fmt: skip
+    assert awd["model.net.enc_embed_drop"] == FloatDistribution(0.0, 0.2, step=0.05)
+    assert all(d.low == 0.0 for d in awd.values())  # every regulariser can be off
+
+
+def test_a_continued_study_does_not_repeat_the_first_sweeps_random_trials(tmp_path: Path) -> None:
+    def sweeper_for(n: int) -> OptunaSweeper:
+        sweeper = OptunaSweeper(
+            storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s", n_trials=n,
+            params={"x": "interval(0.0, 1.0)"},
+            sampler={"_target_": "optuna.samplers.TPESampler", "seed": 7, "n_startup_trials": 10},
+        )  # fmt: skip
+        sweeper.launcher, sweeper.sweep_dir = FakeLauncher([0.5] * n), str(tmp_path)
+        sweeper.validate_batch_is_legal = lambda batch: None  # type: ignore[method-assign]
+        return sweeper
+
+    sweeper_for(2).sweep([])
+    sweeper_for(2).sweep([])
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    xs = [t.params["x"] for t in study.trials]
+    assert len(xs) == 4 and len(set(xs)) == 4, xs
+
+
+def test_n_jobs_launches_consecutive_trials_together(tmp_path: Path) -> None:
+    sweeper, _ = make_sweeper(tmp_path, [1.0, 2.0, 3.0], n_trials=3, n_jobs=2)
+    sweeper.launcher = BatchLauncher([1.0, 2.0, 3.0])
+    sweeper.sweep([])
+    assert sweeper.launcher.batches == [(2, 0), (1, 2)]  # (jobs, first job number)
+    study = optuna.load_study(study_name="s", storage=sweeper.storage)
+    assert [t.value for t in study.trials] == [1.0, 2.0, 3.0]
+
+
+def test_an_interrupt_leaves_no_trial_running(tmp_path: Path) -> None:
+    sweeper, _ = make_sweeper(tmp_path, [], n_trials=4, n_jobs=2)
+    sweeper.launcher = BatchLauncher([KeyboardInterrupt()])
+    with pytest.raises(KeyboardInterrupt):
+        sweeper.sweep([])
+    study = optuna.load_study(study_name="s", storage=sweeper.storage)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+
+
+class BatchLauncher:
+    """A launcher that takes a whole batch per launch; an exception outcome is raised."""
+
+    def __init__(self, outcomes: list[Any]) -> None:
+        self.outcomes = outcomes
+        self.batches: list[tuple[int, int]] = []
+
+    def launch(self, batch: list[tuple[str, ...]], initial_job_idx: int) -> list[JobReturn]:
+        self.batches.append((len(batch), initial_job_idx))
+        returns = []
+        for _ in batch:
+            outcome = self.outcomes.pop(0)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            ret = JobReturn()
+            ret.status, ret._return_value = JobStatus.COMPLETED, outcome
+            returns.append(ret)
+        return returns

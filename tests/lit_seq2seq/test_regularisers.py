@@ -4,6 +4,8 @@ equal to the fused one, and AR/TAR's exact values on a hand-made case."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -98,6 +100,7 @@ def test_word_dropout_drops_whole_positions_only_in_training() -> None:
 def test_weight_drop_runs_the_fused_rnn_with_the_dropped_hidden_matrices(rnn_type: str) -> None:
     torch.manual_seed(5)
     rnn = make_rnn(rnn_type, 4, 3, 2, 0.0, bidirectional=True)
+    before = copy.deepcopy(rnn)
     weights = dropped_weights(rnn, 0.5)
     assert sorted(weights) == ["weight_hh_l0", "weight_hh_l0_reverse", "weight_hh_l1",
                                "weight_hh_l1_reverse"]  # fmt: skip
@@ -114,8 +117,9 @@ def test_weight_drop_runs_the_fused_rnn_with_the_dropped_hidden_matrices(rnn_typ
     grad = rnn.weight_hh_l0.grad
     assert grad is not None and (grad[weights["weight_hh_l0"] == 0] == 0).all()
     assert sorted(rnn.state_dict()) == sorted(reference.state_dict())  # no new entries
-    plain, _ = rnn(x)  # the module is untouched afterwards
-    assert torch.allclose(plain, reference.__class__.forward(rnn, x)[0])
+    plain, _ = rnn(x)  # afterwards the module computes with its own weights again
+    assert torch.equal(plain, before(x)[0])
+    assert not torch.allclose(plain, got)
 
 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
@@ -137,6 +141,30 @@ def test_layered_rnn_equals_the_fused_rnn_with_the_same_weights(
     assert torch.allclose(want.data, got.data, atol=1e-6)
     for a, b in zip(*(h if isinstance(h, tuple) else (h,) for h in (want_h, got_h)), strict=True):
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
+
+
+def test_layered_rnn_applies_locked_masks_between_layers_of_an_unsorted_packed_batch() -> None:
+    torch.manual_seed(7)
+    layered = LayeredRNN("gru", 4, 3, 2, 0.0, bidirectional=True)
+    x = torch.randn(3, 5, 4)
+    lengths = torch.tensor([2, 5, 3])  # not sorted: PackedSequence reorders the rows
+    mask = locked_mask(3, 6, 0.5, x)
+    assert mask is not None
+
+    def pack(t: torch.Tensor) -> object:
+        return pack_padded_sequence(t, lengths, batch_first=True, enforce_sorted=False)
+
+    got, got_h = layered(pack(x), between=[mask])
+    first, first_h = layered[0](pack(x))  # by hand: layer 0, the mask on padded rows, layer 1
+    padded, _ = pad_packed_sequence(first, batch_first=True)
+    want, want_h = layered[1](pack(padded * mask))
+    assert torch.allclose(got.data, want.data, atol=1e-6)
+    assert torch.allclose(got_h, torch.cat([first_h, want_h]), atol=1e-6)
+
+
+def test_locked_hidden_needs_two_layers() -> None:
+    with pytest.raises(InputError, match=r"enc_locked_hidden=0\.2 needs at least 2 layers"):
+        Seq2SeqConfig(enc_layers=1, dec_layers=1, enc_locked_hidden=0.2)
 
 
 def test_masks_are_drawn_once_per_batch_and_shared_by_every_decoder_step() -> None:
