@@ -80,8 +80,9 @@ def apply_locked(
         return x
     if isinstance(x, PackedSequence):
         rows = packed_rows(x)  # (total_tokens,) sequence of each packed row
-        return x._replace(data=x.data * mask[rows, 0].to(x.data.dtype))
-    mask = mask.to(x.dtype)  # bf16 activations under autocast stay bf16
+        return x._replace(data=x.data * mask[rows, 0])
+    # The mask stays fp32: under bf16 autocast the product is fp32, and the next layer casts it
+    # back (the study's trials were computed this way).
     return x * (mask if x.dim() == 3 else mask[:, 0])
 
 
