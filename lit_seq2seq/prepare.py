@@ -316,8 +316,10 @@ class Preparation:
         limits = report["length_limits"]
         log.info("length limits (eos included): fr %d, en %d", limits["src"], limits["tgt"])
         log.info(
-            "detokenizer: %.2f%% of sampled training targets re-tokenise to the same tokens",
+            "detokenizer: %.2f%% of a random sample of up to %d training targets re-tokenise to "
+            "the same tokens",
             100 * report["detokenizer_round_trip"],
+            ROUND_TRIP_SAMPLE,
         )
         for side, lang in (("src", "fr"), ("tgt", "en")):
             v = vectors[side]
