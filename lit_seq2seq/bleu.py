@@ -1,9 +1,15 @@
-"""Corpus BLEU and chrF scored the way a reader can compare with other toolkits.
+"""Corpus BLEU and chrF: sacreBLEU's arithmetic on this project's choice of input.
 
 Hypotheses and references are plain text. Both are scored the same way: U+202F / U+00A0 spaces
 mapped to plain spaces, tokenised with spaCy's rule-based English tokenizer (``spacy.blank("en")``),
 lowercased, and passed to sacreBLEU with ``tokenize="none"`` (no further tokenisation). A source
 that occurs several times in a test set is one segment scored against all of its references.
+
+Standard: sacreBLEU's corpus BLEU and its signature. This project's choices (README "Scoring"):
+lowercasing, spaCy tokens instead of sacreBLEU's default ``13a`` on detokenised text, and repeated
+sources merged into multi-reference segments (about +0.3 BLEU on the Tatoeba question test split).
+Scores therefore compare with other toolkits scored the same way, not with published sacreBLEU
+figures.
 
 ``CorpusBleu`` keeps sacreBLEU's sufficient statistics (lengths, n-gram matches and totals) as
 summed tensors, so the score of a validation set sharded over DDP ranks is the score of the whole

@@ -1,4 +1,4 @@
-"""Score a checkpoint on a file of sentence pairs the way other toolkits are scored.
+"""Score a checkpoint on a file of sentence pairs (sacreBLEU on spaCy tokens, ``bleu.py``).
 
     python -m lit_seq2seq.evaluate --ckpt CKPT --pairs FILE.tsv [--beam N] [--alpha A]
         [--batch-size N] [--device cpu] [--columns fr en] [--hypotheses OUT.txt]
