@@ -22,8 +22,8 @@ train: $(STAMP)  ## default training run; extra Hydra overrides: make train ARGS
 test: $(STAMP)  ## unit, DDP and resume tests; slow and real-data tests are left to test-all
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-unit: $(STAMP)  ## the fast tier: no training, DDP, slow or real-data tests
-	$(PY) -m pytest -m "not slow and not train and not ddp" $(PYTEST_ARGS)
+test-unit: $(STAMP)  ## the fast tier: no translator/DeViSE fitting, DDP, slow or real-data tests
+	$(PY) -m pytest -m "not slow and not train and not ddp and not realdata" $(PYTEST_ARGS)
 
 test-all: $(STAMP)  ## everything, slow and real-data (../shared/data) tests included
 	$(PY) -m pytest $(PYTEST_ARGS)

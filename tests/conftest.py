@@ -15,6 +15,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_MODE", "offline")
+# Session fixtures that fit the translator or DeViSE: a test that uses one fits a model too, so
+# it carries the `train` marker (`make test-unit` leaves those out) wherever it is written.
+TRAINED_FIXTURES = ("tiny_run", "devise_run")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if set(getattr(item, "fixturenames", ())) & set(TRAINED_FIXTURES):
+            item.add_marker(pytest.mark.train)
 
 
 @pytest.fixture(autouse=True)
