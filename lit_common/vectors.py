@@ -4,7 +4,8 @@ Both models initialise or target word vectors from such files (the translator it
 DeViSE its label vectors); a ``.vec`` of 2M x 300 floats is streamed once and only the wanted rows
 are kept. A malformed file is refused with its line number; rows that are NaN, infinite or all
 zero (no direction: cosine is undefined, and an embedding would start dead) are skipped and
-counted in a warning.
+counted in a warning; a kept word that appears again is counted in a warning too (its first row
+is used, as fastText's own reader would).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def read_vec(path: Path, wanted: set[str], dim: int, first: int = 0) -> dict[str
     found: dict[str, np.ndarray] = {}
     rows = 0
     useless: list[str] = []
+    repeated: dict[str, list[int]] = {}  # kept word -> line numbers of its later rows
+    first_line: dict[str, int] = {}
     with path.open(encoding="utf-8", errors="replace") as f:
         for line_no, line in enumerate(f, 1):
             parts = line.rstrip("\n").rstrip(" ").split(" ")
@@ -52,6 +55,9 @@ def read_vec(path: Path, wanted: set[str], dim: int, first: int = 0) -> dict[str
                     "values (malformed line or wrong dimension)"
                 )
             rows += 1
+            if parts[0] in first_line:
+                repeated.setdefault(parts[0], []).append(line_no)
+                continue
             if (rows <= first or parts[0] in wanted) and parts[0] not in found:
                 try:
                     row = np.asarray(parts[1:], dtype=np.float32)
@@ -61,6 +67,18 @@ def read_vec(path: Path, wanted: set[str], dim: int, first: int = 0) -> dict[str
                     useless.append(f"{parts[0]!r} (line {line_no})")
                     continue
                 found[parts[0]] = row
+                first_line[parts[0]] = line_no
+    if repeated:
+        log.warning(
+            "%s: %d kept words appear more than once (%d extra rows); the first row of each is "
+            "used, e.g. %s",
+            path,
+            len(repeated),
+            sum(len(lines) for lines in repeated.values()),
+            ", ".join(
+                f"{w!r} (lines {first_line[w]}, {repeated[w][0]})" for w in list(repeated)[:5]
+            ),
+        )
     if useless:
         log.warning(
             "%s: %d wanted rows skipped as NaN, infinite or all zero, e.g. %s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,24 @@ def test_malformed_files_name_the_line(tmp_path: Path) -> None:
         read_vec(path, {"of"}, 4)
     with pytest.raises(VectorsError, match="does not exist"):
         read_vec(tmp_path / "missing.vec", set(), 3)
+
+
+def test_repeated_words_are_counted_and_the_first_row_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "dup.vec"
+    path.write_text("4 2\ncat 1 0\ndog 0 1\ncat 5 5\ndog 7 7\nemu 1 1\ncat 9 9\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="lit_common.vectors"):
+        found = read_vec(path, {"cat", "dog"}, dim=2)
+    assert found["cat"].tolist() == [1.0, 0.0] and found["dog"].tolist() == [0.0, 1.0]
+    assert "emu" not in found
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert (
+        "2 kept words appear more than once (3 extra rows); the first row of each is used"
+        in message
+    )
+    assert "'cat' (lines 2, 4)" in message and "'dog' (lines 3, 5)" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lit_common.vectors"):
+        read_vec(path, {"emu"}, dim=2)
+    assert not caplog.records  # repeats of words nobody asked for cost nothing to report
