@@ -83,6 +83,10 @@ def make_shapes(
 ) -> Path:
     """Write the dataset under ``root`` (once per setting) and return ``root``.
 
+    Written again with other settings, it first removes the images it wrote before (files named
+    ``NNNN.png`` in its class folders; anything else there is left), so fewer images per class
+    leave no old ones behind.
+
     Files: ``images/<colour_shape>/<i>.png``, ``classes.tsv`` (``colour_shape<TAB>colour shape``),
     ``vectors.vec`` (word2vec text, ``dim``-d) and ``nouns.tsv`` (``w<i><TAB>word``).
     """
@@ -116,6 +120,8 @@ def make_shapes(
         colour, shape = name.split()
         folder = root / "images" / f"{colour}_{shape}"
         folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("[0-9][0-9][0-9][0-9].png"):  # an earlier setting's images
+            old.unlink()
         for i in range(n_per_class):
             _draw(shape, COLOURS[colour], size, rng).save(folder / f"{i:04d}.png")
         classes.append(f"{colour}_{shape}\t{name}")
