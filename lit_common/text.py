@@ -66,3 +66,21 @@ def clean(text: str) -> str:
         return text
     text = _CONTROL.sub(" ", text)
     return "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cs"))
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_BREAKS = re.compile(r"[\\\n\r\t\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` safe for one line of line-oriented output: backslash, tab, line breaks (also
+    U+2028/U+2029) and control characters become escapes (``\\n``, ``\\x07``, ``\\u2028``), so a
+    file name with a newline cannot split a result in two; other characters stay as they are."""
+
+    def escape(match: re.Match[str]) -> str:
+        ch = match.group()
+        if ch in _ESCAPES:
+            return _ESCAPES[ch]
+        return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+    return _BREAKS.sub(escape, text)

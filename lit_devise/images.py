@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from lit_common.errors import InputError
-from lit_common.text import clean, decode, split_lines, undecodable
+from lit_common.text import clean, decode, one_line, split_lines, undecodable
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ class ImageDataset(Dataset):
         try:
             image = load_rgb(self.paths[index])
         except BAD_IMAGE_ERRORS as err:
-            log.warning("skipping unreadable image %s (%s)", self.paths[index], err)
+            log.warning("skipping unreadable image %s (%s)", one_line(str(self.paths[index])), err)
             return None
         return {"x": self.transform(image), "y": self.labels[index], "index": index}
 

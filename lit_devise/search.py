@@ -23,6 +23,7 @@ from lit_common import cli
 from lit_common.errors import InputError
 from lit_common.ranges import Int
 from lit_common.schema import read_json, require
+from lit_common.text import one_line
 from lit_devise.images import BAD_IMAGE_ERRORS, ImageDataError
 from lit_devise.index import FORMAT as INDEX_FORMAT
 from lit_devise.index import embed_images
@@ -182,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.images_root,
         )
         for rank, score, label in results:
-            print(f"{rank} {score:.4f} {label}")
+            print(f"{rank} {score:.4f} {one_line(label)}")  # a name cannot split a result
         if args.out:
             rows = grid_rows(args.text or Path(args.image).name, results, args.target, args.image)
             print(f"grid: {save_grid(rows, args.out)}", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lit_common.text import clean, decode, split_lines, undecodable
+from lit_common.text import clean, decode, one_line, split_lines, undecodable
 
 # Lines without line-ending characters, any other code point (NUL, controls, emoji, RTL...).
 LINE = st.text(st.characters(exclude_characters="\r\n", exclude_categories=("Cs",)), max_size=30)
@@ -72,3 +72,11 @@ def test_a_line_without_end_is_cut_and_memory_stays_bounded() -> None:
     data = b"a" * 50 + b"\nok\r\n" + b"b" * 25
     got = list(split_lines(io.BytesIO(data), max_bytes=10))
     assert got == [b"a" * 11, b"ok", b"b" * 11]
+
+
+def test_one_line_escapes_whatever_would_break_a_line() -> None:
+    assert one_line("a\nb\r\nc") == "a\\nb\\r\\nc"
+    assert one_line("tab\there\\x") == "tab\\there\\\\x"  # a backslash too: escapes stay readable
+    assert one_line("bell\x07 c1\x85 ls\u2028ps\u2029") == "bell\\x07 c1\\x85 ls\\u2028ps\\u2029"
+    assert one_line("été 写真.jpg") == "été 写真.jpg"  # printable text is left alone
+    assert "\n" not in one_line("".join(map(chr, range(0x30))))

@@ -275,3 +275,24 @@ def test_an_images_root_that_is_not_a_folder_is_refused(
         f"error: --images-root {tmp_path / 'moved_nowhere'} is not a folder; give where the "
         "images are"
     )
+
+
+def test_a_file_name_with_a_newline_stays_on_its_result_line(
+    built: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = tmp_path / "images" / "red_circle"
+    images.mkdir(parents=True)
+    source = sorted((built["images"] / "red_circle").glob("*.png"))
+    for i, name in enumerate(["odd\nname.png", "tab\there.png", "plain.png"]):
+        (images / name).write_bytes(source[i].read_bytes())
+    out = tmp_path / "idx"
+    assert (
+        index_cli.main(["--ckpt", str(built["ckpt"]), "--images", str(tmp_path), "--out", str(out)])
+        == 0
+    )
+    capsys.readouterr()
+    assert search_cli.main(["--index", str(out), "--text", "red circle", "--k", "3"]) == 0
+    rows = parse(capsys.readouterr().out)
+    assert len(rows) == 3  # one line per result, whatever the names hold
+    names = sorted(Path(path).name for _, _, path in rows)
+    assert names == ["odd\\nname.png", "plain.png", "tab\\there.png"]
