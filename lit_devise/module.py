@@ -36,7 +36,7 @@ from lit_common.schema import require, require_strings
 from lit_common.sizes import BuiltFromData
 from lit_devise.model import DeviseNet, DeviseNetConfig
 from lit_devise.plots import Cell, search_grid
-from lit_devise.transforms import canonical_weights
+from lit_devise.transforms import INTERPOLATIONS, canonical_weights
 
 LOSSES = ("cosine", "l1")
 EVAL_STAGES = ("val", "zeroshot")
@@ -228,9 +228,36 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
             raise CheckpointError("its seen flags are not booleans")
         if not torch.isfinite(vectors).all():
             raise CheckpointError("its class vectors contain NaN or inf")
-        transform = info.get("transform") or {}
-        if isinstance(transform, dict):
-            Int(8, 4096, null=True).check("transform.image_size", transform.get("image_size"))
+        cls.check_transform(info.get("transform"))
+
+    @staticmethod
+    def check_transform(transform: Any) -> None:
+        """The preprocessing a checkpoint keeps (``eval_transform``'s arguments): every field
+        present, of its type and in range, so a damaged checkpoint is one line, not a TypeError
+        when an image is first embedded."""
+        if not isinstance(transform, dict):
+            raise CheckpointError("its preprocessing ('transform') is missing or not a mapping")
+        what = "its preprocessing"
+        require(
+            transform,
+            {"image_size": int, "resize_ratio": (int, float), "mean": list, "std": list},
+            what,
+        )
+        Int(8, 4096).check("transform.image_size", transform["image_size"])
+        Real(0.0, 1.0, low_open=True).check("transform.resize_ratio", transform["resize_ratio"])
+        for key in ("mean", "std"):
+            values = transform[key]
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            if len(values) not in (1, 3) or not numbers:
+                raise CheckpointError(f"{what}: {key!r} should be 1 or 3 numbers, got {values!r}")
+            low = Real(0.0, low_open=True) if key == "std" else Real()
+            for value in values:
+                low.check(f"transform.{key}", value)
+        interpolation = transform.get("interpolation", "bilinear")
+        if interpolation not in INTERPOLATIONS:
+            raise CheckpointError(
+                f"{what}: interpolation={interpolation!r} unknown; valid: {sorted(INTERPOLATIONS)}"
+            )
 
     def check_data(self, info: dict[str, Any], datamodule: Any) -> None:
         mine = {k: getattr(self.config, k) for k in BACKBONE_KEYS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,35 @@ def test_a_datamodule_of_another_model_is_one_error_line() -> None:
     module._trainer = SimpleNamespace(datamodule=object())  # type: ignore[assignment]
     with pytest.raises(DataMismatchError, match="builds its network from a datamodule's"):
         module.configure_model()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d["transform"].pop("mean"), "its preprocessing: 'mean' is missing"),
+        (lambda d: d["transform"].pop("image_size"), "its preprocessing: 'image_size' is missing"),
+        (lambda d: d.pop("transform"), "its preprocessing ('transform') is missing"),
+        (lambda d: d["transform"].update(std=[0.2, 0.0, 0.2]), "transform.std=0.0 is out of range"),
+        (lambda d: d["transform"].update(mean=[0.5, 0.5]), "'mean' should be 1 or 3 numbers"),
+        (
+            lambda d: d["transform"].update(interpolation="lanczos"),
+            "interpolation='lanczos' unknown",
+        ),
+        (
+            lambda d: d["class_vectors"].__setitem__((0, 0), float("nan")),
+            "class vectors contain NaN",
+        ),
+        (lambda d: d["seen"].pop(), "class ids, 19 names, 19 seen flags"),
+        (lambda d: d["class_names"].pop(), "20 class ids, 19 names"),
+    ],
+)
+def test_damaged_checkpoints_are_one_line_errors(
+    tmp_path: Path, devise_run: dict[str, Any], damage: Any, message: str
+) -> None:
+    checkpoint = torch.load(devise_run["ckpt"], weights_only=True, map_location="cpu")
+    damage(checkpoint["devise"])
+    path = tmp_path / "damaged.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match=re.escape(message)) as caught:
+        DeviseModule.from_checkpoint(path)
+    assert "is damaged" in str(caught.value) and "\n" not in str(caught.value)
