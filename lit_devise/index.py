@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from lit_common import cli
 from lit_common.errors import InputError
 from lit_common.ranges import SIZE, Int
+from lit_common.schema import file_digest
 from lit_devise.images import (
     IMAGE_SUFFIXES,
     ImageDataError,
@@ -44,7 +45,7 @@ from lit_devise.transforms import eval_transform
 from lit_devise.wordvecs import VectorsError, WordVectors, label_vectors, read_nouns, wanted_words
 
 log = logging.getLogger(__name__)
-FORMAT = 3  # 1: absolute ids; 2: no query words or file checksums (rebuild those)
+FORMAT = 4  # 1: absolute ids; 2: no query words or file checksums; 3: no checkpoint checksum
 
 
 def list_images(folder: str | Path) -> list[str]:
@@ -159,6 +160,7 @@ def build_index(
     info = {
         "format": FORMAT,
         "ckpt": str(Path(ckpt).resolve()),
+        "ckpt_digest": file_digest(Path(ckpt)),  # image queries must embed with this very file
         "images_root": str(root),
         "vectors_path": str(Path(vectors).resolve()) if vectors else None,
         "query_words": n_words,

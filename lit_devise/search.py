@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from lit_common import cli
+from lit_common.checkpoint import CheckpointError
 from lit_common.errors import InputError
 from lit_common.ranges import Int
-from lit_common.schema import read_json, require
+from lit_common.schema import file_digest, read_json, require
 from lit_common.text import one_line
 from lit_devise.images import BAD_IMAGE_ERRORS, ImageDataError
 from lit_devise.index import FORMAT as INDEX_FORMAT
@@ -47,8 +48,28 @@ def _index_info(folder: Path) -> dict[str, Any]:
             f"{folder} is an index of format {info['format']} (this version reads {INDEX_FORMAT}, "
             "with file checksums); rebuild it with lit_devise.index"
         )
-    require(info, {"ckpt": str, "vectors_path": (str, None), "images_root": str}, str(path))
+    require(
+        info,
+        {"ckpt": str, "ckpt_digest": dict, "vectors_path": (str, None), "images_root": str},
+        str(path),
+    )
     return info
+
+
+def same_checkpoint(ckpt: str, info: dict[str, Any]) -> None:
+    """Refuse a checkpoint other than the one the index was built with (by size and SHA-256):
+    its embeddings would live in another space, and every image result would be wrong without a
+    word."""
+    path = Path(ckpt)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {ckpt} does not exist; give --ckpt with the index's")
+    expected = info["ckpt_digest"]
+    if path.stat().st_size != expected.get("size") or file_digest(path) != expected:
+        raise CheckpointError(
+            f"checkpoint {ckpt} is not the one this index was built with (its size or SHA-256 "
+            "differ: replaced or retrained since?); rebuild the index with it, or give --ckpt "
+            "with the index's checkpoint"
+        )
 
 
 def text_query(text: str, vectors_path: str | None, words_dir: Path | None = None) -> np.ndarray:
@@ -117,6 +138,7 @@ def search(
     if text is not None:
         query = text_query(text, vectors, folder / "words")
     else:
+        same_checkpoint(ckpt or info["ckpt"], info)
         query = image_query(str(image), ckpt or info["ckpt"])
     index = KnnIndex.load(folder / target)
     scores, rows = index.search(query, k)

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from lit_common.checkpoint import CheckpointError
 from lit_devise import index as index_cli
 from lit_devise import search as search_cli
+from lit_devise.knn import KnnError
 from tests.helpers import write_unreadable
 
 # Fits models (seconds each): `make test-unit` leaves these out.
@@ -141,7 +143,7 @@ def test_text_queries_never_read_the_vector_file(
     import json
 
     info = json.loads((built["index"] / "index.json").read_text())
-    assert info["format"] == 3 and info["query_words"] > 0
+    assert info["format"] == 4 and info["query_words"] > 0
     expected = search_cli.search(built["index"], text="red circle", k=5)
 
     def no_file(*args: Any, **kwargs: Any) -> None:
@@ -296,3 +298,35 @@ def test_a_file_name_with_a_newline_stays_on_its_result_line(
     assert len(rows) == 3  # one line per result, whatever the names hold
     names = sorted(Path(path).name for _, _, path in rows)
     assert names == ["odd\\nname.png", "plain.png", "tab\\there.png"]
+
+
+def test_image_queries_refuse_a_checkpoint_other_than_the_indexs(
+    built: dict[str, Any], tmp_path: Path, tiny_run: dict[str, Any]
+) -> None:
+    """An index records its checkpoint's size and SHA-256: a file replaced since (or another
+    one given with --ckpt) would embed the query into another space without a word."""
+    import json
+    import shutil
+
+    image = str(sorted((built["images"] / "red_circle").glob("*.png"))[0])
+    copy = tmp_path / "same.ckpt"
+    shutil.copy(built["ckpt"], copy)  # the same file elsewhere: fine
+    expected = search_cli.search(built["index"], image=image, k=3)
+    assert search_cli.search(built["index"], image=image, k=3, ckpt=str(copy)) == expected
+    index = tmp_path / "idx"
+    shutil.copytree(built["index"], index)
+    info = json.loads((index / "index.json").read_text())
+    info["ckpt"] = str(copy)
+    (index / "index.json").write_text(json.dumps(info))
+    copy.write_bytes(Path(tiny_run["ckpt"]).read_bytes())  # replaced since the index was built
+    for kwargs in ({}, {"ckpt": str(tiny_run["ckpt"])}):
+        with pytest.raises(CheckpointError, match="is not the one this index was built with"):
+            search_cli.search(index, image=image, k=3, **kwargs)
+    proc = run("lit_devise.search", "--index", str(index), "--image", image, "--k", "2")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"error: checkpoint {copy} is not the one this index was built")
+    del info["ckpt_digest"]  # an index of an earlier format
+    info["format"] = 3
+    (index / "index.json").write_text(json.dumps(info))
+    with pytest.raises(KnnError, match=r"is an index of format 3 .* rebuild it"):
+        search_cli.search(index, text="red", k=3)
