@@ -1,0 +1,73 @@
+"""One translation recipe at the quality bench's budget with several seeds: mean and spread.
+
+Runs ``bench/seq2seq_quality.py --minutes M --experiment NAME seed=S [overrides]`` once per seed,
+one after another (never side by side: they would share the cores), and prints one JSON object
+last: ``experiment``, ``overrides``, ``seeds``, ``runs`` (each run's JSON) and, for
+``valid_bleu``, ``test_bleu``, ``test_bleu_beam`` and ``train_tokens_per_s``, the ``mean``,
+``std`` (sample standard deviation), ``min`` and ``max`` over the seeds. Choose between recipes
+on ``valid_bleu``; ``test_bleu`` is for reporting.
+
+    python bench/seq2seq_seeds.py --minutes 15 --experiment seq2seq_tuned --seeds 1 2 3 \
+        [model.net.dec_word_drop=0.1 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent / "seq2seq_quality.py"
+FIGURES = ("valid_bleu", "test_bleu", "test_bleu_beam", "train_tokens_per_s")
+
+
+def run_seed(minutes: float, experiment: str, seed: int, overrides: list[str]) -> dict[str, Any]:
+    """One quality bench run; its last line of output is its JSON."""
+    cmd = [sys.executable, str(BENCH), "--minutes", str(minutes), "--experiment", experiment,
+           f"seed={seed}", *overrides]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: seed {seed} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value), min and max, rounded."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {
+        "mean": round(statistics.mean(values), 2),
+        "std": round(std, 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--experiment", default="seq2seq_tuned")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    args = parser.parse_args()
+    runs = []
+    for seed in args.seeds:
+        runs.append(run_seed(args.minutes, args.experiment, seed, args.overrides))
+        print(json.dumps({"seed": seed} | {k: runs[-1].get(k) for k in FIGURES}), flush=True)
+    result: dict[str, Any] = {
+        "experiment": args.experiment,
+        "overrides": args.overrides,
+        "minutes_budget": args.minutes,
+        "seeds": args.seeds,
+    }
+    for key in FIGURES:
+        result[key] = spread([float(run[key]) for run in runs])
+    result["runs"] = runs
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
