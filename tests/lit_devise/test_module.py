@@ -192,7 +192,7 @@ def test_a_datamodule_of_another_model_is_one_error_line() -> None:
             lambda d: d["class_vectors"].__setitem__((0, 0), float("nan")),
             "class vectors contain NaN",
         ),
-        (lambda d: d["seen"].pop(), "class ids, 19 names, 19 seen flags"),
+        (lambda d: d["seen"].pop(), "20 class ids, 20 names, 19 seen flags"),
         (lambda d: d["class_names"].pop(), "20 class ids, 19 names"),
     ],
 )
