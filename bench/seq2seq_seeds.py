@@ -7,7 +7,7 @@ last: ``experiment``, ``overrides``, ``seeds``, ``runs`` (each run's JSON) and, 
 ``std`` (sample standard deviation), ``min`` and ``max`` over the seeds. Choose between recipes
 on ``valid_bleu``; ``test_bleu`` is for reporting.
 
-    python bench/seq2seq_seeds.py --minutes 15 --experiment seq2seq_tuned --seeds 1 2 3 \
+    python bench/seq2seq_seeds.py --minutes 15 --experiment seq2seq_tuned --seeds 1,2,3 \
         [model.net.dec_word_drop=0.1 ...]
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent / "seq2seq_quality.py"
-FIGURES = ("valid_bleu", "test_bleu", "test_bleu_beam", "train_tokens_per_s")
+FIGURES = ("valid_bleu", "test_bleu", "test_bleu_beam", "train_tokens_per_s", "epochs")
 
 
 def run_seed(minutes: float, experiment: str, seed: int, overrides: list[str]) -> dict[str, Any]:
@@ -31,7 +31,8 @@ def run_seed(minutes: float, experiment: str, seed: int, overrides: list[str]) -
            f"seed={seed}", *overrides]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"error: seed {seed} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"error: seed {seed} failed: {last}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -50,7 +51,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, required=True)
     parser.add_argument("--experiment", default="seq2seq_tuned")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(seed) for seed in text.split(",")],
+        default=[1, 2, 3],
+        help="comma-separated, e.g. 1,2,3 (the Hydra overrides follow as plain arguments)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
     runs = []

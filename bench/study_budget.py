@@ -1,7 +1,7 @@
 """Does a study's short per-trial budget rank settings as the full budget does?
 
-Takes trials of an Optuna study (``--trials``, or by default the first trial, the best, the worst
-and the median completed one), trains each trial's settings at the quality bench's full budget
+Takes trials of an Optuna study (``--trials``, or by default the first trial, the four best others
+and the worst completed one), trains each trial's settings at the quality bench's full budget
 (``bench/seq2seq_quality.py --minutes M --experiment NAME <the trial's settings>``, one after
 another), and compares the two rankings on validation BLEU. The last line is one JSON object:
 ``trials`` (number, settings, the study's value, the full-budget ``valid_bleu`` and
@@ -20,6 +20,7 @@ from typing import Any
 
 from seq2seq_seeds import run_seed
 
+from lit_common.errors import InputError
 from lit_common.study import load
 
 
@@ -47,14 +48,21 @@ def spearman(a: list[float], b: list[float]) -> float:
     return round(cov / var, 3) if var else float("nan")
 
 
-def default_trials(study: Any) -> list[int]:
-    """The first trial (the reference), the best, the worst and the median completed trial."""
+def completed(study: Any) -> dict[int, Any]:
+    """The study's completed trials by number."""
     import optuna
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    by_value = sorted(done, key=lambda t: t.value)
-    picks = [done[0], by_value[-1], by_value[0], by_value[len(by_value) // 2]]
-    return list(dict.fromkeys(t.number for t in picks))
+    return {t.number: t for t in done}
+
+
+def default_trials(study: Any) -> list[int]:
+    """The first trial (the reference), the four best others and the worst: the close calls
+    are where a longer budget could change the order."""
+    done = sorted(completed(study).values(), key=lambda t: -t.value)
+    first = min(completed(study))
+    others = [t.number for t in done if t.number != first]
+    return list(dict.fromkeys([first, *others[:4], others[-1]]))
 
 
 def main() -> None:
@@ -66,11 +74,21 @@ def main() -> None:
     parser.add_argument("--trials", type=int, nargs="*", help="trial numbers (default: 4 picks)")
     parser.add_argument("--seed", type=int, default=12345, help="seed of every full run")
     args = parser.parse_args()
-    study = load(args.storage, args.study)
+    try:
+        study = load(args.storage, args.study)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
     numbers = args.trials or default_trials(study)
+    done = completed(study)
+    wrong = [n for n in numbers if n not in done]
+    if wrong or len(numbers) < 2:
+        raise SystemExit(
+            f"error: --trials {numbers}: give 2 or more completed trials (not {wrong}); "
+            f"completed: {sorted(done)}"
+        )
     rows = []
     for number in numbers:
-        trial = study.trials[number]
+        trial = done[number]
         settings = [f"{key}={round(value, 10)}" for key, value in trial.params.items()]
         run = run_seed(args.minutes, args.experiment, args.seed, settings)
         rows.append(

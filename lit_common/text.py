@@ -69,13 +69,14 @@ def clean(text: str) -> str:
 
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_BREAKS = re.compile(r"[\\\n\r\t\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BREAKS = re.compile(r"[\\\n\r\t\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def one_line(text: str) -> str:
     """``text`` safe for one line of line-oriented output: backslash, tab, line breaks (also
-    U+2028/U+2029) and control characters become escapes (``\\n``, ``\\x07``, ``\\u2028``), so a
-    file name with a newline cannot split a result in two; other characters stay as they are."""
+    U+2028/U+2029), control characters and lone surrogates (bytes of a file name that are not
+    UTF-8) become escapes (``\\n``, ``\\x07``, ``\\u2028``, ``\\udcff``), so a file name can
+    neither split a result in two nor fail to print; other characters stay as they are."""
 
     def escape(match: re.Match[str]) -> str:
         ch = match.group()

@@ -107,6 +107,7 @@ def make_shapes(
     for word, anchor in NEAR.items():
         table[word] = table[anchor] + 0.35 * rng.standard_normal(dim)
     root.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)  # an interrupted rewrite must not pass for the old settings
     lines = [f"{len(table)} {dim}"] + [
         f"{w} " + " ".join(f"{x:.5f}" for x in v) for w, v in table.items()
     ]
@@ -120,8 +121,9 @@ def make_shapes(
         colour, shape = name.split()
         folder = root / "images" / f"{colour}_{shape}"
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("[0-9][0-9][0-9][0-9].png"):  # an earlier setting's images
-            old.unlink()
+        for old in folder.glob("*.png"):  # an earlier setting's images (NNNN.png)
+            if old.stem.isdigit() and len(old.stem) >= 4:
+                old.unlink()
         for i in range(n_per_class):
             _draw(shape, COLOURS[colour], size, rng).save(folder / f"{i:04d}.png")
         classes.append(f"{colour}_{shape}\t{name}")

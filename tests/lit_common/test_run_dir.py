@@ -36,8 +36,10 @@ def test_only_the_first_process_moves_it(
     saved_run(tmp_path, "rank 0 of this run wrote this")
     monkeypatch.setenv("LOCAL_RANK", "1")  # a DDP child started with the same directory
     assert not first_process()
-    KeepEarlierConfig().on_run_start(config)
+    child = config.copy()
+    KeepEarlierConfig().on_run_start(child)
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
+    assert child.hydra.output_subdir is None  # it writes no config of its own to race rank 0
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("SLURM_PROCID", "0")
     assert first_process()

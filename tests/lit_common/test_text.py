@@ -79,4 +79,5 @@ def test_one_line_escapes_whatever_would_break_a_line() -> None:
     assert one_line("tab\there\\x") == "tab\\there\\\\x"  # a backslash too: escapes stay readable
     assert one_line("bell\x07 c1\x85 ls\u2028ps\u2029") == "bell\\x07 c1\\x85 ls\\u2028ps\\u2029"
     assert one_line("été 写真.jpg") == "été 写真.jpg"  # printable text is left alone
+    assert one_line("bad\udcff.jpg") == "bad\\udcff.jpg"  # a non-UTF-8 byte of a file name
     assert "\n" not in one_line("".join(map(chr, range(0x30))))
