@@ -25,9 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seq2seq_quality import TokenThroughput
-
-import train
+from seq2seq_quality import measured_fit
 
 ALL_ON = [
     *(f"model.net.{side}_weight_drop=0.5" for side in ("enc", "dec")),
@@ -43,25 +41,18 @@ VARIANTS = {"plain": [], "all_on": ALL_ON}
 
 
 def fit(variant: list[str], epochs: int, overrides: list[str], out: Path) -> dict[str, Any]:
-    cfg = train.compose(
+    _, _, trainer, throughput = measured_fit(
         [
             "experiment=seq2seq_tuned",
             "data=tatoeba_questions",
             "logger=none",
             f"trainer.max_epochs={epochs}",
-            "trainer.enable_progress_bar=false",
-            "~callbacks.rich_progress_bar",
             *variant,
             *overrides,
         ],
         out,
     )
-    throughput = TokenThroughput()
-    datamodule, model, trainer = train.build(cfg, extra_callbacks=[throughput])
-    trainer.fit(model, datamodule=datamodule)
-    return {
-        "train_tokens_per_s": throughput.tokens / max(throughput.seconds, 1e-9),
-        "batch_tokens_per_s": throughput.tokens / max(throughput.batch_seconds, 1e-9),
+    return throughput.rates() | {
         "val_bleu": float(trainer.callback_metrics.get("val/bleu", float("nan"))),
         "precision": str(trainer.precision),
     }

@@ -60,6 +60,24 @@ class TokenThroughput(pl.Callback):
     def on_fit_end(self, trainer: Any, module: Any) -> None:
         self.seconds = time.perf_counter() - self._start
 
+    def rates(self) -> dict[str, float]:
+        """``train_tokens_per_s`` (wall clock of the fit) and ``batch_tokens_per_s``."""
+        return {
+            "train_tokens_per_s": self.tokens / max(self.seconds, 1e-9),
+            "batch_tokens_per_s": self.tokens / max(self.batch_seconds, 1e-9),
+        }
+
+
+def measured_fit(overrides: list[str], out: Path) -> tuple[Any, Any, Any, TokenThroughput]:
+    """Compose ``overrides`` (quiet: no progress bar), build and fit with a ``TokenThroughput``;
+    returns the datamodule, model, trainer and the throughput."""
+    quiet = ["trainer.enable_progress_bar=false", "~callbacks.rich_progress_bar"]
+    cfg = train.compose([*quiet, *overrides], out)  # later overrides win
+    throughput = TokenThroughput()
+    datamodule, model, trainer = train.build(cfg, extra_callbacks=[throughput])
+    trainer.fit(model, datamodule=datamodule)
+    return datamodule, model, trainer, throughput
+
 
 def decode_test(checkpoint: str, pairs: Path, beam: int) -> dict[str, Any]:
     """Greedy and beam BLEU of the translate CLI's decoding, and their speeds."""
@@ -95,21 +113,16 @@ def main() -> None:
     max_time = (
         f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
     )
-    cfg = train.compose(
+    datamodule, model, trainer, throughput = measured_fit(
         [
             f"experiment={args.experiment}",
             f"data={'tatoeba_pairs' if args.large else 'tatoeba_questions'}",
             "logger=csv",
             f"+trainer.max_time='{max_time}'",
-            "trainer.enable_progress_bar=false",
-            "~callbacks.rich_progress_bar",
             *args.overrides,
         ],
         out,
     )
-    throughput = TokenThroughput()
-    datamodule, model, trainer = train.build(cfg, extra_callbacks=[throughput])
-    trainer.fit(model, datamodule=datamodule)
     epochs = trainer.current_epoch
     best = train.best_checkpoint(trainer)
     best_epoch = torch.load(best, weights_only=True, map_location="cpu")["epoch"]
@@ -127,8 +140,7 @@ def main() -> None:
         "lesson_valid_loss": round(valid["val/lesson_loss"], 4),
         "perplexity": round(valid["val/ppl"], 3),
         "test_loss": round(test["test/loss"], 4),
-        "train_tokens_per_s": round(throughput.tokens / max(throughput.seconds, 1e-9), 1),
-        "batch_tokens_per_s": round(throughput.tokens / max(throughput.batch_seconds, 1e-9), 1),
+        **{key: round(value, 1) for key, value in throughput.rates().items()},
         "fit_seconds": round(throughput.seconds, 1),
         "epochs": epochs,
         "best_epoch": best_epoch,

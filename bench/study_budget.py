@@ -59,8 +59,9 @@ def completed(study: Any) -> dict[int, Any]:
 def default_trials(study: Any) -> list[int]:
     """The first trial (the reference), the four best others and the worst: the close calls
     are where a longer budget could change the order."""
-    done = sorted(completed(study).values(), key=lambda t: -t.value)
-    first = min(completed(study))
+    by_number = completed(study)
+    done = sorted(by_number.values(), key=lambda t: -t.value)
+    first = min(by_number)
     others = [t.number for t in done if t.number != first]
     return list(dict.fromkeys([first, *others[:4], others[-1]]))
 
