@@ -40,28 +40,40 @@ def compose(overrides: Sequence[str], output_dir: str | Path) -> DictConfig:
 
 
 def build(
-    cfg: DictConfig, extra_callbacks: Sequence[Any] = (), wandb_id: str | None = None
+    cfg: DictConfig,
+    extra_callbacks: Sequence[Any] = (),
+    wandb_id: str | None = None,
+    checked: bool = False,
 ) -> tuple[Any, Any, pl.Trainer]:
-    """Seed, then instantiate the datamodule (or None), the model and the trainer of ``cfg``;
-    ``wandb_id`` continues that W&B run."""
-    run.check_numbers(cfg)
+    """Seed, then instantiate the trainer with its callbacks and loggers, then the datamodule
+    (or None) and the model of ``cfg``; ``wandb_id`` continues that W&B run.
+
+    The numbers are checked first (unless ``checked``: the caller did), and the callbacks and
+    the trainer are built before the datamodule, so a setting they refuse (``trainer.devices=0``,
+    a callback's rate) ends in one line before any data is read or tokenised.
+    """
+    if not checked:
+        run.check_numbers(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    loggers = run.instantiate_loggers(cfg.get("logger"), wandb_id)
+    with run.constructing("callbacks"):
+        callbacks = [
+            *run.instantiate_each(cfg.get("callbacks")),
+            *extra_callbacks,
+            *run.run_callbacks(loggers),
+        ]
+    with run.constructing("trainer"):
+        trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     datamodule = hydra.utils.instantiate(cfg.data) if cfg.get("data") else None
     model = hydra.utils.instantiate(cfg.model)
-    loggers = run.instantiate_loggers(cfg.get("logger"), wandb_id)
-    callbacks = [
-        *run.instantiate_each(cfg.get("callbacks")),
-        *extra_callbacks,
-        *run.run_callbacks(loggers),
-    ]
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def train(cfg: DictConfig, checked: bool = False) -> dict[str, float]:
     """Fit, then test the best checkpoint when ``cfg.test``; returns the final metrics and each
-    monitored checkpoint's best score as ``<monitor>_best``."""
+    monitored checkpoint's best score as ``<monitor>_best``. ``checked``: the caller has run
+    ``run.check_numbers`` on ``cfg`` (``main`` does, to print the config)."""
     runs_root = Path(cfg.paths.log_dir) / cfg.task_name
     ckpt_path = resolve_ckpt_path(
         cfg.get("ckpt_path"), runs_root, cfg.paths.output_dir, cfg.model.get("_target_")
@@ -70,7 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path:  # refused in one line before Lightning reads it; its W&B run continues
         checkpoint = read_checkpoint(ckpt_path, "state_dict", "Lightning checkpoint", "train.py")
         wandb_id = checkpoint.get("wandb_run_id")
-    datamodule, model, trainer = build(cfg, wandb_id=wandb_id)
+    datamodule, model, trainer = build(cfg, wandb_id=wandb_id, checked=checked)
     config = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:  # the whole run's config beside the model's hyperparameters
         logger.log_hyperparams({"config": config})
@@ -95,7 +107,7 @@ def main(cfg: DictConfig) -> float | None:
         run.resolve_gpus(cfg.trainer)
         run.check_numbers(cfg)  # also resolves every interpolation: one line if one cannot
         run.print_config(cfg)
-        metrics = train(cfg)
+        metrics = train(cfg, checked=True)
     return run.optimized_value(metrics, cfg.get("optimized_metric"))
 
 

@@ -12,12 +12,12 @@ names the full key (``data.max_vocab=0 is out of range: expected an integer in [
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lit_common.dotted import TargetError, locate
 from lit_common.errors import InputError
 
 
@@ -157,8 +157,33 @@ def check_ranges(values: Mapping[str, Any], ranges: Mapping[str, Range], prefix:
             valid.check(prefix + key.removesuffix("[]"), value)
 
 
+class _Devices(Range):
+    """Lightning's ``devices``: an int >= 1, -1 (all), ``"auto"``, a list of device indices, or
+    the same as a string (``"0,1"``); 0 and an empty list select nothing."""
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, str):
+            value = value.strip()
+            if value in ("auto", "-1"):
+                return True
+            items = [v.strip() for v in value.split(",")]
+            if len(items) == 1:
+                return items[0].isdigit() and int(items[0]) >= 1
+            value = [int(v) if v.isdigit() else v for v in items if v != ""] or None
+        if isinstance(value, list | tuple):
+            ints = [v for v in value if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+            return bool(value) and len(ints) == len(value) == len(set(ints))
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        return value >= 1 or value == -1
+
+    def __str__(self) -> str:
+        return "an integer >= 1, -1 (all), 'auto', or a list of distinct device indices"
+
+
 # Ranges of classes this project configures but does not own: any torch.optim optimizer (by
-# its keyword names) and Lightning's Trainer. A class of our own declares ``RANGES``.
+# its keyword names), torch's LR schedulers, and Lightning's Trainer and checkpoint/stopping
+# callbacks. A class of our own declares ``RANGES``.
 OPTIMIZER_RANGES: dict[str, Range] = {
     "lr": Real(0.0, low_open=True),
     "betas[]": Real(0.0, 1.0, high_open=True),
@@ -168,7 +193,52 @@ OPTIMIZER_RANGES: dict[str, Range] = {
     "dampening": Real(0.0, 1.0),
     "alpha": Real(0.0, 1.0),
 }
+_POSITIVE = Real(0.0, low_open=True)
+_FRACTION = Real(0.0, 1.0)
+# By class name in torch.optim.lr_scheduler; a scheduler not listed has its target checked only.
+SCHEDULER_RANGES: dict[str, dict[str, Range]] = {
+    "ReduceLROnPlateau": {
+        "factor": Real(0.0, 1.0, low_open=True, high_open=True),
+        "patience": Int(0),
+        "threshold": Real(0.0),
+        "cooldown": Int(0),
+        "min_lr": Real(0.0, lists=True),
+        "eps": Real(0.0),
+    },
+    "StepLR": {"step_size": Int(1), "gamma": _POSITIVE},
+    "MultiStepLR": {"milestones[]": Int(0), "gamma": _POSITIVE},
+    "ExponentialLR": {"gamma": _POSITIVE},
+    "CosineAnnealingLR": {"T_max": Int(1), "eta_min": Real(0.0)},
+    "CosineAnnealingWarmRestarts": {"T_0": Int(1), "T_mult": Int(1), "eta_min": Real(0.0)},
+    "LinearLR": {
+        "start_factor": Real(0.0, 1.0, low_open=True),
+        "end_factor": _FRACTION,
+        "total_iters": Int(1),
+    },
+    "ConstantLR": {"factor": _FRACTION, "total_iters": Int(0)},
+    "PolynomialLR": {"total_iters": Int(1), "power": Real(0.0)},
+    "OneCycleLR": {
+        "max_lr": Real(0.0, low_open=True, lists=True),
+        "total_steps": Int(1, null=True),
+        "epochs": Int(1, null=True),
+        "steps_per_epoch": Int(1, null=True),
+        "pct_start": _FRACTION,
+        "div_factor": _POSITIVE,
+        "final_div_factor": _POSITIVE,
+        "base_momentum": Real(0.0, 1.0, high_open=True, lists=True),
+        "max_momentum": Real(0.0, 1.0, high_open=True, lists=True),
+    },
+    "CyclicLR": {
+        "base_lr": Real(0.0, lists=True),
+        "max_lr": Real(0.0, low_open=True, lists=True),
+        "step_size_up": Int(1),
+        "step_size_down": Int(1, null=True),
+        "gamma": _POSITIVE,
+    },
+}
+SCHEDULER_COMMON: dict[str, Range] = {"last_epoch": Int(-1)}
 TRAINER_RANGES: dict[str, Range] = {
+    "devices": _Devices(),
     "max_epochs": Int(-1, null=True),
     "min_epochs": Int(0, null=True),
     "max_steps": Int(-1),
@@ -182,46 +252,64 @@ TRAINER_RANGES: dict[str, Range] = {
     "limit_train_batches": Real(0.0, null=True),
     "limit_val_batches": Real(0.0, null=True),
     "limit_test_batches": Real(0.0, null=True),
+    "limit_predict_batches": Real(0.0, null=True),
     "val_check_interval": Real(0.0, low_open=True, null=True),
+}
+LIGHTNING_RANGES: dict[str, dict[str, Range]] = {
+    "Trainer": TRAINER_RANGES,
+    "ModelCheckpoint": {
+        "save_top_k": Int(-1),
+        "every_n_train_steps": Int(0, null=True),
+        "every_n_epochs": Int(0, null=True),
+    },
+    "EarlyStopping": {
+        "patience": Int(0),
+        "min_delta": Real(0.0),
+        "stopping_threshold": Real(null=True),
+        "divergence_threshold": Real(null=True),
+    },
+    "LearningRateMonitor": {},
+    "RichProgressBar": {"refresh_rate": Int(0)},
+    "TQDMProgressBar": {"refresh_rate": Int(0)},
 }
 ROOT_RANGES: dict[str, Range] = {"seed": Int(0, 2**32 - 1)}
 
 
 def ranges_of(target: str) -> Mapping[str, Range]:
     """The ranges of a ``_target_``: the class's own ``RANGES``, the tables above for torch
-    optimizers and the Trainer, or none (an unknown or unimportable target is left to Hydra)."""
-    if target.startswith("torch.optim.") and not target.startswith("torch.optim.lr_scheduler"):
+    optimizers and schedulers and Lightning's classes, or none.
+
+    Raises:
+        TargetError: when ``target`` names no importable object (one line saying why).
+    """
+    obj = locate(target)
+    name = target.rsplit(".", 1)[-1]
+    if target.startswith("torch.optim.lr_scheduler."):
+        return {**SCHEDULER_COMMON, **SCHEDULER_RANGES.get(name, {})}
+    if target.startswith("torch.optim."):
         return OPTIMIZER_RANGES
-    if target.rsplit(".", 1)[-1] == "Trainer" and "lightning" in target:
-        return TRAINER_RANGES
-    ranges = getattr(_locate(target), "RANGES", None)
+    if "lightning" in target.split(".", 1)[0] and name in LIGHTNING_RANGES:
+        return LIGHTNING_RANGES[name]
+    ranges = getattr(obj, "RANGES", None)
     return ranges if isinstance(ranges, Mapping) else {}
-
-
-def _locate(target: str) -> Any:
-    """The object a dotted path names, or None; a bad target is reported where it is built."""
-    parts = target.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:i]))
-        except Exception:
-            continue
-        for name in parts[i:]:
-            obj = getattr(obj, name, None)
-        return obj
-    return None
 
 
 def check_config(cfg: Mapping[str, Any]) -> None:
     """Check every number of a resolved config (a plain nested dict) before anything is built:
-    the top level's ``seed``, and each ``_target_`` node against ``ranges_of`` its target."""
+    the top level's ``seed``, and each ``_target_`` node against ``ranges_of`` its target (a
+    target that names nothing importable is refused here too, naming its key)."""
     check_ranges(cfg, ROOT_RANGES)
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, Mapping):
             target = node.get("_target_")
             if isinstance(target, str):
-                check_ranges(node, ranges_of(target), f"{path}." if path else "")
+                prefix = f"{path}." if path else ""
+                try:
+                    ranges = ranges_of(target)
+                except TargetError as err:
+                    raise TargetError(f"{prefix}_target_={target!r}: {err}") from None
+                check_ranges(node, ranges, prefix)
             for key, child in node.items():
                 walk(child, f"{path}.{key}" if path else str(key))
         elif isinstance(node, list):

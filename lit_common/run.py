@@ -19,6 +19,7 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from callbacks import CallbackConfigError, NonFiniteLossError
 from lit_common.errors import InputError
@@ -46,6 +47,10 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# What Lightning's constructors raise for a setting they refuse (see ``constructing``).
+_REFUSED: tuple[type[BaseException], ...] = (MisconfigurationException, ValueError, TypeError)
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Turn bad-input errors, also when Hydra wraps them (raised in a ``_target_``'s
@@ -58,6 +63,30 @@ def one_line_errors() -> Iterator[None]:
         raise
     except INPUT_ERRORS as err:
         raise SystemExit(f"error: {err}") from None
+
+
+@contextmanager
+def constructing(group: str) -> Iterator[None]:
+    """Name ``group`` in one line when building it fails on a setting: Lightning refuses some
+    (``trainer.devices=0``, an unknown ``trainer.precision``, ``ModelCheckpoint`` arguments
+    that exclude each other) with ``MisconfigurationException``, ``ValueError`` or
+    ``TypeError`` from the constructor, which would otherwise end in a traceback."""
+    try:
+        yield
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, INPUT_ERRORS) or not isinstance(cause, _REFUSED):
+            raise
+        raise ConfigError(f"{group}: {_first_line(cause)}") from None
+    except _REFUSED as err:
+        if isinstance(err, INPUT_ERRORS):
+            raise
+        raise ConfigError(f"{group}: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def resolve_gpus(trainer_cfg: DictConfig) -> None:

@@ -109,6 +109,45 @@ BAD_SETTINGS = [
     ("model=devise model.net.hidden=0", "model.net.hidden=0 is out of range"),
     ("model=devise 'model.hit_ks=[0,5]'", "model.hit_ks[0]=0 is out of range"),
     ("model=devise model.backbone_lr=-1", "model.backbone_lr=-1 is out of range"),
+    # Lightning's Trainer and checkpoint callbacks, torch's LR schedulers, any _target_
+    ("trainer.devices=0", "trainer.devices=0 is out of range: expected an integer >= 1, -1 (all)"),
+    ("trainer.devices=[0,0]", "trainer.devices=[0, 0] is out of range"),
+    ("+trainer.limit_predict_batches=-1", "trainer.limit_predict_batches=-1 is out of range"),
+    (
+        "callbacks.model_checkpoint.every_n_train_steps=-1",
+        "callbacks.model_checkpoint.every_n_train_steps=-1 is out of range: expected an integer",
+    ),
+    (
+        "callbacks.best_checkpoint.save_top_k=-2",
+        "callbacks.best_checkpoint.save_top_k=-2 is out of range: expected an integer >= -1",
+    ),
+    (
+        "+callbacks.early_stopping={_target_:pytorch_lightning.callbacks.EarlyStopping,"
+        "monitor:val/bleu,patience:-1}",
+        "callbacks.early_stopping.patience=-1 is out of range",
+    ),
+    (
+        "model.scheduler={_target_:torch.optim.lr_scheduler.ReduceLROnPlateau,_partial_:true,"
+        "factor:2.0}",
+        "model.scheduler.factor=2.0 is out of range: expected a finite number in (0, 1)",
+    ),
+    (
+        "model.scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:0}",
+        "model.scheduler.step_size=0 is out of range",
+    ),
+    (
+        "model.scheduler={_target_:torch.optim.lr_scheduler.ReduceLROnPlatau,_partial_:true}",
+        "model.scheduler._target_='torch.optim.lr_scheduler.ReduceLROnPlatau': "
+        "torch.optim.lr_scheduler has no 'ReduceLROnPlatau'",
+    ),
+    (
+        "model.optimizer._target_=torch.optimm.Adam",
+        "model.optimizer._target_='torch.optimm.Adam': torch has no 'optimm'",
+    ),
+    (
+        "callbacks.one_cycle._target_=callbacks.OneCycle",
+        "callbacks.one_cycle._target_='callbacks.OneCycle': callbacks has no 'OneCycle'",
+    ),
 ]
 
 
@@ -126,6 +165,42 @@ def test_a_bad_number_is_named_before_anything_is_built(
             run.check_numbers(cfg)
     text = str(exc.value)
     assert text.startswith("error: ") and message in text and "\n" not in text, text
+
+
+# Settings only their constructors judge (a callback's own arguments, Lightning's exclusions and
+# choices): the callbacks and the trainer are built before the datamodule, so they fail first.
+REFUSED_BY_CONSTRUCTORS = [
+    ("callbacks.one_cycle.pct_start=2", "OneCycleScheduler(pct_start=2): expected a number in"),
+    ("callbacks.teacher_forcing.epochs=0", "TeacherForcingScheduler(epochs=0): expected an int"),
+    ("callbacks.teacher_forcing.shape=zigzag", "TeacherForcingScheduler(shape='zigzag') unknown"),
+    (
+        "callbacks.model_checkpoint.every_n_train_steps=2"
+        " +callbacks.model_checkpoint.every_n_epochs=2",
+        "callbacks: Combination of parameters every_n_train_steps=2, every_n_epochs=2",
+    ),
+    ("trainer.precision=17", "trainer: Precision 17 is invalid"),
+    ("trainer.accelerator=tpux", "trainer: You selected an invalid accelerator name"),
+    ("trainer.devices=[0,1]", "trainer: `devices` selected with `CPUAccelerator` should be an int"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), REFUSED_BY_CONSTRUCTORS)
+def test_callbacks_and_trainer_refuse_before_the_data_is_built(
+    tmp_path: Path, overrides: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train
+
+    built: list[str] = []
+    monkeypatch.setattr(  # the datamodule would read and tokenise the corpus: it must not start
+        "lit_seq2seq.datamodule.TranslationDataModule.__init__",
+        lambda self, *a, **k: built.append("datamodule"),
+    )
+    cfg = compose_train(tmp_path, "trainer=cpu", *overrides.split(" "))
+    with pytest.raises(SystemExit) as exc, run.one_line_errors():
+        train.build(cfg)
+    text = str(exc.value)
+    assert text.startswith("error: ") and message in text and "\n" not in text, text
+    assert built == []
 
 
 def test_every_shipped_config_is_in_range(tmp_path: Path) -> None:
