@@ -548,7 +548,7 @@ def main() -> int:
         ("fewer ids than vectors", edit("images", lambda i: i.update(ids=i["ids"][:-1])), "expected float vectors of shape"),
         ("dim 0", edit("images", lambda i: i.update(dim=0)), "dim=0 is out of range"),
         ("dim other", edit("images", lambda i: i.update(dim=7)), "expected float vectors of shape"),
-        ("backend unknown", edit("images", lambda i: i.update(backend="annoy")), "backend 'annoy' unknown"),
+        ("backend unknown", edit("images", lambda i: i.update(backend="annoy")), "backend='annoy' unknown"),
         ("backend switched to exact", edit("images", lambda i: i.update(backend="faiss")), "no size and checksum recorded for faiss.index"),
         ("params m negative", edit("images", lambda i: i["params"].update(m=-1)), "params.m=-1 is out of range"),
         ("params ef huge", edit("images", lambda i: i["params"].update(ef_search=10**12)), "params.ef_search"),

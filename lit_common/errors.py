@@ -16,9 +16,16 @@ class InputError(ValueError):
     """Bad input from the user (a file, a setting, a choice); the message says what to change."""
 
 
-def check_choice(name: str, value: Any, valid: Iterable[Any]) -> None:
-    """Raise ``InputError`` naming ``name``, ``value`` and the valid choices when ``value`` is
-    not one of them (e.g. ``rnn_type='rnn' unknown; valid: ['gru', 'lstm']``)."""
+def check_choice(
+    name: str,
+    value: Any,
+    valid: Iterable[Any],
+    error: type[InputError] = InputError,
+    where: str = "",
+) -> None:
+    """Raise ``error`` naming ``name``, ``value`` and the valid choices when ``value`` is not one
+    of them (e.g. ``rnn_type='rnn' unknown; valid: ['gru', 'lstm']``), so every such message
+    reads the same. ``where`` prefixes it (a checkpoint's path); the choices keep their order."""
     choices = list(valid)
     if value not in choices:
-        raise InputError(f"{name}={value!r} unknown; valid: {choices}")
+        raise error(f"{where}{name}={value!r} unknown; valid: {choices}")

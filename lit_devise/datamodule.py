@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import transforms as T
 
 from lit_common.cache import load_array
-from lit_common.errors import InputError
+from lit_common.errors import check_choice
 from lit_common.ranges import SIZE, Int, Range, Real, check_ranges
 from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
 from lit_devise.batch_sampler import NoSingletonBatchSampler
@@ -148,10 +148,8 @@ class DeviseDataModule(pl.LightningDataModule):
         check_ranges(locals(), self.RANGES)
         if isinstance(holdout_classes, int | float):  # a number of classes; a list is by name
             Int(0).check("holdout_classes", holdout_classes)
-        if layout not in ("folder", "kaggle"):
-            raise InputError(f"layout={layout!r} unknown; valid: ['folder', 'kaggle']")
-        if cache_dtype not in ("float16", "float32"):
-            raise InputError(f"cache_dtype={cache_dtype!r} unknown; valid: ['float16', 'float32']")
+        check_choice("layout", layout, ("folder", "kaggle"))
+        check_choice("cache_dtype", cache_dtype, ("float16", "float32"))
         self.vectors_path, self.nouns_path, self.synthetic = vectors, nouns, synthetic
         self.planner = SplitPlanner(
             images=images,

@@ -30,7 +30,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from lit_common.errors import InputError
+from lit_common.errors import InputError, check_choice
 from lit_common.text import clean, decode, one_line, split_lines, undecodable
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,7 @@ def scan_kaggle(root: str | Path, split: str) -> ImageSet:
     Every class of ``LOC_synset_mapping.txt`` keeps its standard index, so train and val agree.
     """
     root = Path(root)
-    if split not in ("train", "val"):
-        raise ImageDataError(f"kaggle split={split!r} unknown; valid: ['train', 'val']")
+    check_choice("split", split, ("train", "val"), ImageDataError, "kaggle ")
     mapping = read_class_names(root / KAGGLE_MAPPING)
     ids = list(mapping)
     index = {wnid: i for i, wnid in enumerate(ids)}

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lit_common.errors import InputError
+from lit_common.errors import InputError, check_choice
 from lit_common.ranges import Int, RangeError
 from lit_common.schema import (
     SchemaError,
@@ -121,8 +121,7 @@ class KnnIndex:
         ef_search: int = 128,
         threads: int | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise KnnError(f"backend={backend!r} unknown; valid: {list(BACKENDS)}")
+        check_choice("backend", backend, BACKENDS, KnnError)
         self.backend = backend
         self.params = {
             "hnsw_threshold": hnsw_threshold,
@@ -310,8 +309,7 @@ def _checked_info(folder: Path) -> dict[str, Any]:
         )
     types = {"backend": str, "params": dict, "dim": int, "ids": list, "metadata": dict}
     require(info, {**types, "files": dict}, what)
-    if info["backend"] not in BACKENDS:
-        raise SchemaError(f"{what}: backend {info['backend']!r} unknown; valid: {list(BACKENDS)}")
+    check_choice("backend", info["backend"], BACKENDS, SchemaError, f"{what}: ")
     if set(info["params"]) != set(PARAM_RANGES):
         raise SchemaError(f"{what}: params should be {sorted(PARAM_RANGES)}")
     for key, valid in PARAM_RANGES.items():

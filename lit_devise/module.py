@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric, Metric
 
 from lit_common.checkpoint import CheckpointError
-from lit_common.errors import InputError
+from lit_common.errors import InputError, check_choice
 from lit_common.optim import build, partial_config
 from lit_common.ranges import Int, Range, Real, check_ranges
 from lit_common.reporting import log_figure
@@ -157,8 +157,7 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
         optimizer = partial_config(optimizer or DEFAULT_OPTIMIZER, "optimizer")
         if "lr" not in optimizer:
             raise InputError("optimizer: give its lr (the head's learning rate)")
-        if loss not in LOSSES:
-            raise InputError(f"loss={loss!r} unknown; valid: {list(LOSSES)}")
+        check_choice("loss", loss, LOSSES)
         if not hit_ks:
             raise InputError("hit_ks=[]: give at least one k, e.g. [1, 5]")
         config = net if isinstance(net, DeviseNetConfig) else DeviseNetConfig(**net)
@@ -254,10 +253,9 @@ class DeviseModule(BuiltFromData, pl.LightningModule):
             for value in values:
                 low.check(f"transform.{key}", value)
         interpolation = transform.get("interpolation", "bilinear")
-        if interpolation not in INTERPOLATIONS:
-            raise CheckpointError(
-                f"{what}: interpolation={interpolation!r} unknown; valid: {sorted(INTERPOLATIONS)}"
-            )
+        check_choice(
+            "interpolation", interpolation, sorted(INTERPOLATIONS), CheckpointError, f"{what}: "
+        )
 
     def check_data(self, info: dict[str, Any], datamodule: Any) -> None:
         mine = {k: getattr(self.config, k) for k in BACKBONE_KEYS}

@@ -21,7 +21,7 @@ import numpy as np
 
 from lit_common import cli
 from lit_common.checkpoint import CheckpointError
-from lit_common.errors import InputError
+from lit_common.errors import InputError, check_choice
 from lit_common.ranges import Int
 from lit_common.schema import file_digest, read_json, require
 from lit_common.text import one_line
@@ -129,8 +129,7 @@ def search(
     where the indexed images are now."""
     if (text is None) == (image is None):
         raise InputError("give exactly one of text= and image=")
-    if target not in TARGETS:
-        raise InputError(f"target={target!r} unknown; valid: {list(TARGETS)}")
+    check_choice("target", target, TARGETS)
     if images_root is not None and not Path(images_root).is_dir():
         raise InputError(f"--images-root {images_root} is not a folder; give where the images are")
     folder = Path(index_dir)

@@ -15,7 +15,7 @@ from typing import Any
 
 from torchvision import transforms as T
 
-from lit_common.errors import InputError
+from lit_common.errors import InputError, check_choice
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -123,10 +123,7 @@ def resolve_settings(
     preset = weights_preprocessing(backbone.get("backbone", ""), backbone.get("weights"))
     settings = {k: given[k] if given[k] is not None else preset.get(k, defaults[k]) for k in given}
     settings["mean"], settings["std"] = list(settings["mean"]), list(settings["std"])
-    if settings["interpolation"] not in INTERPOLATIONS:
-        raise InputError(
-            f"interpolation={settings['interpolation']!r} unknown; valid: {list(INTERPOLATIONS)}"
-        )
+    check_choice("interpolation", settings["interpolation"], INTERPOLATIONS)
     if not (isinstance(settings["image_size"], int) and settings["image_size"] >= 8):
         raise InputError(f"image_size={settings['image_size']!r}: expected an int >= 8")
     if not 0 < settings["resize_ratio"] <= 1:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lit_common.errors import InputError
+from lit_common.errors import InputError, check_choice
 from lit_seq2seq.attention import AdditiveAttention
 from lit_seq2seq.regularisers import DropMasks, SideRegularisers, embed, recur, word_dropout
 from lit_seq2seq.rnn import Hidden, LayeredRNN, apply_locked, make_rnn
@@ -137,10 +137,7 @@ class Decoder(nn.Module):
         regularisers: SideRegularisers | None = None,
     ) -> None:
         super().__init__()
-        if attention_style not in ATTENTION_STYLES:
-            raise InputError(
-                f"attention_style={attention_style!r} unknown; valid: {list(ATTENTION_STYLES)}"
-            )
+        check_choice("attention_style", attention_style, ATTENTION_STYLES)
         self.style = attention_style if attention else "none"
         self.embedding = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_idx)
         self.emb_dropout = nn.Dropout(emb_dropout)

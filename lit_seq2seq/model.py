@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lit_common.errors import InputError
+from lit_common.errors import InputError, check_choice
 from lit_common.ranges import PROBABILITY, SIZE, Int, Range, Real, check_ranges
 from lit_seq2seq.decoder import ATTENTION_STYLES, Decoder, DecoderState, Memory
 from lit_seq2seq.encoder import Encoder
@@ -136,8 +136,7 @@ class Seq2SeqConfig:
             ("attention_style", ATTENTION_STYLES),
             ("init", INITS),
         ):
-            if getattr(self, key) not in valid:
-                raise InputError(f"{key}={getattr(self, key)!r} unknown; valid: {list(valid)}")
+            check_choice(key, getattr(self, key), valid)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

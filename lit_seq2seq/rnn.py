@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from lit_common.errors import InputError
+from lit_common.errors import check_choice
 
 RNNS = {"gru": nn.GRU, "lstm": nn.LSTM}
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -26,8 +26,7 @@ def make_rnn(
     bidirectional: bool = False,
 ) -> nn.RNNBase:
     """A batch-first fused ``nn.GRU`` or ``nn.LSTM`` (``dropout`` between layers, per step)."""
-    if rnn_type not in RNNS:
-        raise InputError(f"rnn_type={rnn_type!r} unknown; valid: {sorted(RNNS)}")
+    check_choice("rnn_type", rnn_type, sorted(RNNS))
     return RNNS[rnn_type](
         input_size,
         hidden_size,

@@ -31,6 +31,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from lit_common.errors import check_choice
 from lit_common.ranges import Int, Range, Real, check_ranges
 from lit_common.vectors import VectorsError, read_vec
 
@@ -76,8 +77,7 @@ class VectorSource:
 
     def __post_init__(self) -> None:
         check_ranges(asdict(self), self.RANGES)
-        if self.kind not in KINDS:
-            raise VectorsError(f"vectors kind={self.kind!r} unknown; valid: {list(KINDS)}")
+        check_choice("kind", self.kind, KINDS, VectorsError, "vectors ")
         if self.kind in ("fasttext", "vec", "spacy") and not self.path:
             raise VectorsError(f"vectors kind={self.kind!r} needs path= (file or spaCy package)")
 

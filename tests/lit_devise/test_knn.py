@@ -106,7 +106,7 @@ TAMPERED_JSON = [
     (lambda i: i.update(ids=i["ids"][:-1]), "shape (49, 8) for the 49 ids"),
     (lambda i: i.update(dim=0), "dim=0 is out of range"),
     (lambda i: i.update(dim=9), "shape (50, 9)"),
-    (lambda i: i.update(backend="annoy"), "backend 'annoy' unknown"),
+    (lambda i: i.update(backend="annoy"), "backend='annoy' unknown"),
     (lambda i: i.update(format=1), "index format 1"),
     (lambda i: i.update(format="2"), "'format' should be int"),
     (lambda i: i["params"].update(m=-4), "params.m=-4 is out of range"),
