@@ -9,7 +9,7 @@ down mid-run affects both alike. Tokens/s count real target tokens per wall-cloc
 fit (``train_tokens_per_s``, validation and checkpoints included) and per second inside training
 batches (``batch_tokens_per_s``). The last line is one JSON object: per variant the mean of
 each figure over rounds and its per-round values, and ``ratio_train_tokens_per_s`` /
-``ratio_batch_tokens_per_s`` (all_on over plain; the issue's goal is >= 0.85).
+``ratio_batch_tokens_per_s`` (all_on over plain; the target is >= 0.85).
 
     python bench/regulariser_speed.py [--epochs 2] [--rounds 2] [overrides ...]
 """

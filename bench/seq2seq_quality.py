@@ -41,7 +41,7 @@ from lit_seq2seq.translate import Translator
 class TokenThroughput(pl.Callback):
     """Real target tokens of the training batches over the wall-clock seconds of the whole fit
     (``seconds``), and over the seconds spent inside training batches alone (``batch_seconds``:
-    forward, backward and step, the narrower figure this bench used to print)."""
+    forward, backward and step: the narrower figure, which leaves out validation and loading)."""
 
     def __init__(self) -> None:
         self.tokens, self.seconds, self.batch_seconds = 0, 0.0, 0.0

@@ -1,4 +1,4 @@
-"""What both models share and neither owns (issue 10's shared core; it grows as pieces move here).
+"""What both models share and neither owns: config checks, runs, sweeps, caches, vectors, text.
 
 Layering: ``callbacks`` imports Lightning only; ``lit_common`` may import ``callbacks``; each model
 package imports ``lit_common`` and ``callbacks``, never the other model.

@@ -1,7 +1,7 @@
 """Valid ranges of the numbers in configs and command-line flags, checked at start-up.
 
-A number outside its range (``data.batch_size=0``, ``--alpha nan``, ``data.max_vocab=0``) used
-to end in a traceback deep inside PyTorch or spaCy, or worse, in a run that trains and exits 0
+A number outside its range (``data.batch_size=0``, ``--alpha nan``, ``data.max_vocab=0``) would
+end in a traceback deep inside PyTorch or spaCy, or worse, in a run that trains and exits 0
 with a useless model. Each class that takes numbers declares them once, as a ``RANGES`` table of
 ``Range`` values; ``check_ranges`` checks a mapping of settings against it, and
 ``check_config`` walks a whole Hydra config before anything is built, so the one error line

@@ -1,5 +1,8 @@
 """French -> English question translation with an attention seq2seq model (fast.ai 2018, lesson 11).
 
-Empty in this version: the corpus, vocabulary, samplers, encoder/decoder and ``Seq2SeqModule`` land
-with the translation issue. The training schedules it will use are in ``callbacks/``.
+Data: ``corpus`` (reading), ``tokenizer``, ``vocab``, ``prepare`` (the cached preparation),
+``dataset``, ``sampler``, ``datamodule``, ``wordvecs``. Model: ``rnn`` and ``regularisers``,
+``encoder``, ``attention``, ``decoder``, ``model``, ``module`` (training). Use: ``search`` (greedy
+and beam), ``translate`` and ``evaluate`` (the CLIs), ``bleu``, ``detokenizer``, ``plots``.
+The training schedules (one-cycle, teacher forcing) are in ``callbacks/``.
 """

@@ -39,7 +39,7 @@ def test_license_and_typing_markers_ship() -> None:
 
 def test_shared_package_imports_no_model() -> None:
     """lit_common sits below both models: it may use callbacks, never lit_seq2seq, lit_devise or
-    train (the layering of issue 10; the models' own imports move in with the rest of it)."""
+    train: the shared core sits below both models."""
     import ast
 
     for path in (REPO_ROOT / "lit_common").glob("*.py"):

@@ -194,8 +194,8 @@ def test_an_id_that_leaves_the_indexed_folder_is_refused(
 
 
 def test_search_out_is_written_exactly_where_asked(built: dict[str, Any], tmp_path: Path) -> None:
-    """`--out DIR` used to write DIR.png and report DIR; a directory or a name without a picture
-    suffix is now refused before the search, and a good name is written as given."""
+    """`--out DIR` must not write DIR.png and report DIR: a directory or a name without a picture
+    suffix is refused before the search, and a good name is written as given."""
     base = ["lit_devise.search", "--index", str(built["index"]), "--text", "red"]
     for out, message in [
         (tmp_path, "is a directory; give a file name"),

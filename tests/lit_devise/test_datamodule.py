@@ -304,8 +304,8 @@ def test_a_failed_precompute_share_ends_every_rank_not_a_barrier() -> None:
 
 
 def test_a_single_image_dataset_is_one_clear_error(tmp_path: Path) -> None:
-    """One image cannot train the head (its BatchNorm needs two); it used to end in a run that
-    trained on nothing."""
+    """One image cannot train the head (its BatchNorm needs two): refused, not a run that
+    trains on nothing."""
     from tests.helpers import photo, write_vec
 
     photo(tmp_path / "img" / "red" / "a.png")

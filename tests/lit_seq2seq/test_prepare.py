@@ -64,7 +64,7 @@ def test_a_repeated_source_is_scored_once_with_all_its_references() -> None:
 
 
 def test_a_min_freq_that_leaves_only_specials_is_refused(tmp_path: Path) -> None:
-    """data.min_freq=1000000 used to train a model that can only say _unk_."""
+    """data.min_freq=1000000 would train a model that can only say _unk_: refused instead."""
     with pytest.raises(CorpusError, match=r"data\.min_freq=1000000 leaves the French vocabulary"):
         preparation(tmp_path, min_freq=1_000_000).run()
 
