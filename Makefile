@@ -19,8 +19,8 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 train: $(STAMP)  ## default training run; extra Hydra overrides: make train ARGS="trainer.max_epochs=1"
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP)  ## unit, DDP and resume tests; slow and real-data tests are left to test-all
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+test: $(STAMP)  ## all but `slow`: unit, DDP, resume, and real-data tests when ../shared/data is there; prints the 20 slowest
+	$(PY) -m pytest -m "not slow" --durations=20 $(PYTEST_ARGS)
 
 test-unit: $(STAMP)  ## the fast tier: no translator/DeViSE fitting, DDP, slow or real-data tests
 	$(PY) -m pytest -m "not slow and not train and not ddp and not realdata" $(PYTEST_ARGS)

@@ -35,7 +35,7 @@ import train
 from lit_seq2seq.bleu import corpus_scores
 from lit_seq2seq.evaluate import grouped_pairs, translate_all
 from lit_seq2seq.module import Seq2SeqModule
-from lit_seq2seq.translate import Translator
+from lit_seq2seq.translator import Translator
 
 
 class TokenThroughput(pl.Callback):

@@ -7,8 +7,13 @@ last: ``experiment``, ``overrides``, ``seeds``, ``runs`` (each run's JSON) and, 
 ``std`` (sample standard deviation), ``min`` and ``max`` over the seeds. Choose between recipes
 on ``valid_bleu``; ``test_bleu`` is for reporting.
 
+``--log FILE`` (JSON lines) keeps every finished run; a run whose minutes, experiment, seed and
+overrides are already there is read back instead of trained again, so a comparison that takes
+longer than one sitting is run in parts (the runs' ``train_tokens_per_s`` shows whether the
+machine was as fast each time).
+
     python bench/seq2seq_seeds.py --minutes 15 --experiment seq2seq_tuned --seeds 1,2,3 \
-        [model.net.dec_word_drop=0.1 ...]
+        [--log bench/studies/seeds.jsonl] [model.net.dec_word_drop=0.1 ...]
 """
 
 from __future__ import annotations
@@ -25,15 +30,30 @@ BENCH = Path(__file__).resolve().parent / "seq2seq_quality.py"
 FIGURES = ("valid_bleu", "test_bleu", "test_bleu_beam", "train_tokens_per_s", "epochs")
 
 
-def run_seed(minutes: float, experiment: str, seed: int, overrides: list[str]) -> dict[str, Any]:
-    """One quality bench run; its last line of output is its JSON."""
+def run_seed(
+    minutes: float, experiment: str, seed: int, overrides: list[str], log: Path | None = None
+) -> dict[str, Any]:
+    """One quality bench run (its last line of output is its JSON), or the same run read back
+    from ``log``; a new run is appended to ``log``."""
+    key = {"minutes": minutes, "experiment": experiment, "seed": seed, "overrides": overrides}
+    if log is not None and log.is_file():
+        for line in log.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            if entry["key"] == key:
+                print(f"note: seed {seed} read back from {log}", file=sys.stderr)
+                return entry["result"]
     cmd = [sys.executable, str(BENCH), "--minutes", str(minutes), "--experiment", experiment,
            f"seed={seed}", *overrides]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise SystemExit(f"error: seed {seed} failed: {last}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"key": key, "result": result}) + "\n")
+    return result
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -57,11 +77,12 @@ def main() -> None:
         default=[1, 2, 3],
         help="comma-separated, e.g. 1,2,3 (the Hydra overrides follow as plain arguments)",
     )
+    parser.add_argument("--log", type=Path, help="JSON lines of finished runs, reused by key")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
     runs = []
     for seed in args.seeds:
-        runs.append(run_seed(args.minutes, args.experiment, seed, args.overrides))
+        runs.append(run_seed(args.minutes, args.experiment, seed, args.overrides, args.log))
         print(json.dumps({"seed": seed} | {k: runs[-1].get(k) for k in FIGURES}), flush=True)
     result: dict[str, Any] = {
         "experiment": args.experiment,

@@ -6,16 +6,19 @@ and the worst completed one), trains each trial's settings at the quality bench'
 another), and compares the two rankings on validation BLEU. The last line is one JSON object:
 ``trials`` (number, settings, the study's value, the full-budget ``valid_bleu`` and
 ``test_bleu``), ``spearman`` (rank correlation of the study's values with the full-budget
-validation BLEU) and ``same_best`` (whether both budgets put the same trial first).
+validation BLEU) and ``same_best`` (whether both budgets put the same trial first). With
+``--log FILE`` each finished run is kept there and read back by a later call (see
+``seq2seq_seeds.py``), so the comparison can be run a few trials at a time.
 
     python bench/study_budget.py --storage sqlite:///bench/studies/seq2seq_awd.db \
-        --study seq2seq_awd --minutes 15 [--trials 0 7 12 20]
+        --study seq2seq_awd --minutes 15 [--trials 0 7 12 20] [--log FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from seq2seq_seeds import run_seed
@@ -74,6 +77,7 @@ def main() -> None:
     parser.add_argument("--experiment", default="seq2seq_tuned")
     parser.add_argument("--trials", type=int, nargs="*", help="trial numbers (default: 4 picks)")
     parser.add_argument("--seed", type=int, default=12345, help="seed of every full run")
+    parser.add_argument("--log", type=Path, help="JSON lines of finished runs, reused by key")
     args = parser.parse_args()
     try:
         study = load(args.storage, args.study)
@@ -91,7 +95,7 @@ def main() -> None:
     for number in numbers:
         trial = done[number]
         settings = [f"{key}={round(value, 10)}" for key, value in trial.params.items()]
-        run = run_seed(args.minutes, args.experiment, args.seed, settings)
+        run = run_seed(args.minutes, args.experiment, args.seed, settings, args.log)
         rows.append(
             {
                 "trial": number,
@@ -100,6 +104,7 @@ def main() -> None:
                 "valid_bleu": run["valid_bleu"],
                 "test_bleu": run["test_bleu"],
                 "epochs": run["epochs"],
+                "train_tokens_per_s": run["train_tokens_per_s"],
             }
         )
         print(json.dumps(rows[-1]), flush=True)

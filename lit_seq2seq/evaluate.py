@@ -24,7 +24,8 @@ from lit_common.errors import InputError
 from lit_seq2seq.bleu import corpus_scores
 from lit_seq2seq.corpus import CorpusError, ReadStats, TsvCorpus
 from lit_seq2seq.module import Seq2SeqModule
-from lit_seq2seq.translate import ALPHA, BATCH, BEAM, Translator
+from lit_seq2seq.translate import ALPHA, BATCH, BEAM
+from lit_seq2seq.translator import Translator
 
 
 def grouped_pairs(path: Path, columns: Sequence[str]) -> tuple[list[str], list[list[str]], int]:

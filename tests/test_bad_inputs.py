@@ -1,6 +1,6 @@
 """Bad input through the public entry points: each gets one clear answer, nothing silently lost.
 
-``python train.py`` runs ``train.train`` inside ``lit_common.run.one_line_errors``: bad input
+``python train.py`` runs ``train.train`` inside ``lit_common.one_line.one_line_errors``: bad input
 ends in one ``error: ...`` line (SystemExit) instead of a traceback; drops and skips are counted
 in the data reports.
 """

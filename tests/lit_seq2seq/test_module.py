@@ -68,7 +68,7 @@ def test_bf16_mixed_fit_learns_under_autocast_and_translates_in_fp32(tmp_path: P
     import pytorch_lightning as pl
 
     import train
-    from lit_seq2seq.translate import Translator
+    from lit_seq2seq.translator import Translator
     from tests.conftest import TINY_RUN, compose_train
 
     class OutputDtypes(pl.Callback):

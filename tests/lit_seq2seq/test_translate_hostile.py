@@ -33,7 +33,7 @@ def translate(
 @pytest.fixture(scope="module")
 def expected(tiny_run: dict[str, Any]) -> str:
     from lit_seq2seq.module import Seq2SeqModule
-    from lit_seq2seq.translate import Translator
+    from lit_seq2seq.translator import Translator
 
     return Translator(Seq2SeqModule.from_checkpoint(tiny_run["ckpt"]))([GOOD])[0].text
 
