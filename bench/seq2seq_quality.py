@@ -16,7 +16,14 @@ validation, test and the translate CLI decode in fp32 either way). ``valid_bleu`
 ``test_bleu`` are the module's metrics; ``test_bleu_greedy`` and ``test_bleu_beam`` come from the
 translate CLI's decoding.
 
+``--with-peer`` then trains Joey NMT 2.3 on the same split for the same budget on the same
+machine (``bench/peer_joey.py``, run after this project's model, never beside it) and adds
+``peer_test_bleu``, ``peer_train_tokens_per_s``, ``peer_epochs``, ``tokens_per_s_ratio`` (this
+project's over the peer's) and ``test_bleu_difference`` (this project's greedy test BLEU minus
+the peer's, both scored as "Scoring" in the README describes).
+
     python bench/seq2seq_quality.py --minutes 15 [--experiment seq2seq_tuned] [--large]
+        [--with-peer]
 """
 
 from __future__ import annotations
@@ -101,8 +108,13 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="train on pairs.train.tsv")
     parser.add_argument("--beam", type=int, default=5, help="beam size of the beam figures")
     parser.add_argument("--out", type=Path, default=Path("logs/bench/seq2seq_quality"))
+    parser.add_argument(
+        "--with-peer", action="store_true", help="then Joey NMT 2.3 (bench/peer_joey.py)"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     args = parser.parse_args()
+    if args.with_peer and args.large:
+        parser.error("--with-peer compares on the question splits; leave out --large")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
     out = (
@@ -147,6 +159,19 @@ def main() -> None:
         "checkpoint": best,
     }
     result |= decode_test(best, test_pairs, args.beam)
+    if args.with_peer:
+        from peer_joey import REPO, run_peer
+
+        peer = run_peer(args.minutes, out / "peer_joey", REPO / ".venv-joey")
+        result |= {
+            "peer_test_bleu": peer["test_bleu"],
+            "peer_train_tokens_per_s": peer["train_tokens_per_s"],
+            "peer_epochs": peer["epochs"],
+            "tokens_per_s_ratio": round(
+                result["train_tokens_per_s"] / max(peer["train_tokens_per_s"], 1e-9), 2
+            ),
+            "test_bleu_difference": round(result["test_bleu"] - peer["test_bleu"], 2),
+        }
     print(json.dumps(result))
 
 

@@ -1,5 +1,6 @@
-"""The study benches' own logic, without training: rank correlation, the default picks, and the
-run log that lets a 15-minute-per-run comparison continue in a later sitting."""
+"""The benches' own logic, without training: rank correlation, the default picks, the run log
+that lets a 15-minute-per-run comparison continue in a later sitting, and the peer's token count
+read from a Joey NMT log."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
-import seq2seq_seeds  # noqa: E402
-import study_budget  # noqa: E402
+import peer_joey
+import seq2seq_seeds
+import study_budget
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -57,3 +59,35 @@ def test_a_logged_run_is_read_back_not_trained_again(
     assert len(log.read_text().splitlines()) == 2
     seq2seq_seeds.run_seed(15.0, "seq2seq_tuned", 2, ["a=1"])  # no log: always trained
     assert len(calls) == 3
+
+
+JOEY_LOG = """\
+2026-12-05 18:00:00,000 - INFO - joeynmt.training - EPOCH 1
+2026-12-05 18:00:30,500 - INFO - joeynmt.training - Epoch   1, total training loss: 9.1, \
+num. of seqs: 8900, num. of tokens: 80000, 30.0000[sec]
+2026-12-05 18:00:31,000 - INFO - joeynmt.training - EPOCH 2
+2026-12-05 18:00:40,500 - INFO - joeynmt.training - Interrupt at epoch 2, step 108.
+"""
+
+
+def test_the_peers_tokens_per_second_counts_finished_and_interrupted_epochs(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "train.log"
+    log.write_text(JOEY_LOG)
+    # 72 steps per epoch, 81,000 tokens per epoch from the data: 80,000 logged + 36 steps more
+    result = peer_joey.throughput(log, per_epoch=72, epoch_tokens=81_000)
+    assert result["epochs"] == 2 and result["steps"] == 108 and result["train_seconds"] == 40.5
+    assert result["train_tokens_per_s"] == round((80_000 + 36 * 81_000 / 72) / 40.5, 1)
+
+
+def test_the_peers_data_and_config_follow_the_recipe(tmp_path: Path) -> None:
+    (tmp_path / "train.fr").write_text("où est-il ?\n" + "mot " * 31 + "\n")
+    (tmp_path / "train.en").write_text("where is he ?\nwhy ?\n")
+    assert peer_joey.epoch_size(tmp_path) == (1, 5)  # the 31-word source is filtered out
+    config = json.loads(peer_joey.joey_config(tmp_path, tmp_path / "m", 72, 1))
+    assert config["training"]["validation_freq"] == 72 == config["training"]["logging_freq"]
+    enc, dec = config["model"]["encoder"], config["model"]["decoder"]
+    assert (enc["hidden_size"], enc["num_layers"], enc["bidirectional"]) == (256, 2, True)
+    assert enc["embeddings"]["dropout"] == 0.15 and dec["hidden_dropout"] == 0.35
+    assert dec["attention"] == "bahdanau" and config["model"]["tied_softmax"] is True
