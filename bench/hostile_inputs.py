@@ -292,7 +292,7 @@ def main() -> int:
         (["--batch-size", "1e9"], "'1e9' is not an integer"),
         (["--device", "tpu"], "'tpu' is not a device"),
         (["--device", "cuda:99"], "--device: cuda:99"),
-        (["--device", ""], "--device"),
+        (["--device", ""], "--device: '' is not a device"),
         (["--attention-png", str(work)], "is a directory"),
         (["--attention-png", str(work / "noext")], "expected a file name ending in"),
         (["--attention-png", str(work / "x.gif")], "expected a file name ending in"),
@@ -355,10 +355,74 @@ def main() -> int:
     for name, path, expect in ckpt_cases:
         result = call(T, ["--ckpt", str(path), "bonjour"])
         judge(rows, "checkpoints: translate", f"translate --ckpt <{name}>", result, 2, expect)
+    dev_base = torch.load(dev, map_location="cpu", weights_only=True)
+    n_classes = len(dev_base["devise"]["class_ids"])
+
+    def damaged_devise(name: str, change: Callable[[dict], None]) -> Path:
+        import copy
+
+        checkpoint = copy.deepcopy(dev_base)
+        change(checkpoint)
+        path = ckpts / f"devise_{name}.ckpt"
+        torch.save(checkpoint, path)
+        return path
+
+    def nan_vector(c: dict) -> None:
+        c["devise"]["class_vectors"][0, 0] = float("nan")
+
+    # search checks the checkpoint's size and SHA-256 against the index's record before loading
+    # it: any other file is refused so; a damaged DeViSE checkpoint meets the checks of index.
+    replaced = "is not the one this index was built with"
     searched = [
-        *ckpt_cases[:6],
-        *[(n, p, "not a DeViSE checkpoint") for n, p, _ in ckpt_cases[7:12]],
+        (name, path, "does not exist" if i < 2 else replaced)
+        for i, (name, path, _) in enumerate(ckpt_cases[:6])
     ]
+    searched.append(("a translation checkpoint", s2s, replaced))
+    searched.append(("a damaged copy of the index's", damaged_devise("nan", nan_vector), replaced))
+    for name, path, expect in [
+        (
+            "class vectors NaN",
+            damaged_devise("nan", nan_vector),
+            "its class vectors contain NaN or inf",
+        ),
+        (
+            "a class name removed",
+            damaged_devise("names", lambda c: c["devise"]["class_names"].pop()),
+            f"{n_classes} class ids, {n_classes - 1} names",
+        ),
+        (
+            "a seen flag removed",
+            damaged_devise("seen", lambda c: c["devise"]["seen"].pop()),
+            f"{n_classes - 1} seen flags",
+        ),
+        (
+            "preprocessing without image_size",
+            damaged_devise("size", lambda c: c["devise"]["transform"].pop("image_size")),
+            "'image_size' is missing",
+        ),
+        (
+            "preprocessing std 0",
+            damaged_devise("std", lambda c: c["devise"]["transform"].update(std=[0.2, 0.0, 0.2])),
+            "transform.std=0.0 is out of range",
+        ),
+        ("a translation checkpoint", s2s, "not a DeViSE checkpoint"),
+    ]:
+        argv = [
+            "--ckpt",
+            str(path),
+            "--images",
+            str(shapes),
+            "--out",
+            str(work / "idx_ckpt" / path.stem),
+        ]
+        judge(
+            rows,
+            "checkpoints: index",
+            f"index --ckpt <{name}>",
+            call(index_cli.main, argv),
+            1,
+            expect,
+        )
     image = str(next(shapes.rglob("*.png")))
     for name, path, expect in searched:
         argv = ["--index", str(index_dir), "--image", image, "--ckpt", str(path)]
@@ -387,7 +451,7 @@ def main() -> int:
         ([f"--pairs={ev / 'good.tsv'}", "--beam", "0"], 2, "--beam: 0 is out of range"),
         ([f"--pairs={ev / 'good.tsv'}", "--alpha", "nan"], 2, "--alpha: nan is out of range"),
         ([f"--pairs={ev / 'good.tsv'}", "--hypotheses", str(ev)], 2, "is a directory"),
-        ([f"--pairs={ev / 'good.tsv'}", "--batch-size", "0"], 2, "out of range"),
+        ([f"--pairs={ev / 'good.tsv'}", "--batch-size", "0"], 2, "--batch-size: 0 is out of range"),
     ]
     for flags, status, expect in eval_cases:
         result = call(evaluate_cli.main, ["--ckpt", str(s2s), *flags])
@@ -449,8 +513,24 @@ def main() -> int:
             "exists and is not a folder",
         )
     )
-    cases.append(("--batch-size 0", folder("b0"), ["--batch-size", "0"], 2, "out of range"))
-    cases.append(("--query-words -1", folder("q"), ["--query-words", "-1"], 2, "out of range"))
+    cases.append(
+        (
+            "--batch-size 0",
+            folder("b0"),
+            ["--batch-size", "0"],
+            2,
+            "--batch-size: 0 is out of range",
+        )
+    )
+    cases.append(
+        (
+            "--query-words -1",
+            folder("q"),
+            ["--query-words", "-1"],
+            2,
+            "--query-words: -1 is out of range",
+        )
+    )
     cases.append(("--device tpu", folder("dev"), ["--device", "tpu"], 2, "is not a device"))
     cases.append(
         (
@@ -485,7 +565,13 @@ def main() -> int:
     )
     (work / "nouns.tsv").write_bytes(b"\xff\xfe garbage")
     cases.append(
-        ("--nouns not UTF-8", folder("nn"), ["--nouns", str(work / "nouns.tsv")], 1, "error")
+        (
+            "--nouns not UTF-8",
+            folder("nn"),
+            ["--nouns", str(work / "nouns.tsv")],
+            1,
+            "no line is UTF-8 text",
+        )
     )
     cases.append(
         (
@@ -496,6 +582,20 @@ def main() -> int:
             "not a DeViSE checkpoint",
         )
     )
+    # What each folder that indexes must keep: every readable image, and nothing else.
+    kept = {"a named pipe named .jpg": 1, "a symlink loop": 1, "a dangling symlink": 1,
+            "a symlink to /dev/zero": 1, "1 x 3,000,000 PNG": 1, "144-megapixel 1-bit PNG (bomb)": 1,
+            "16-bit grayscale PNG": 2, "truncated, empty and HTML images": 1,
+            "CMYK, RGBA, palette, 32-bit int and float TIFFs": 7, "odd file names": 3}  # fmt: skip
+
+    def indexed(out: Path, n: int) -> Callable[[str, str], str]:
+        def check(_: str, __: str) -> str:
+            ids = json.loads((out / "images" / "index.json").read_text())["ids"]
+            return "" if len(ids) == n else f"{len(ids)} images indexed, expected {n}"
+
+        return check
+
+    assert set(kept) == {name for name, _, _, status, _ in cases if status == 0}
     for name, images, extra, status, expect in cases:
         out = work / "idx" / name.replace(" ", "_").replace("/", "_")
         argv = ["--ckpt", str(dev), "--images", str(images), "--out", str(out), *extra]
@@ -504,7 +604,8 @@ def main() -> int:
         if "--out" in extra:
             argv = argv[:4] + extra
         result = call(index_cli.main, argv)
-        judge(rows, "files/images: index", f"index --images <{name}> {' '.join(extra) if extra and '--out' not in extra and '--ckpt' not in extra else ''}".strip(), result, status, expect)  # fmt: skip
+        check = indexed(out, kept[name]) if status == 0 else None
+        judge(rows, "files/images: index", f"index --images <{name}> {' '.join(extra) if extra and '--out' not in extra and '--ckpt' not in extra else ''}".strip(), result, status, expect, check)  # fmt: skip
 
     # -- search: tampered indices and flags ----------------------------------------------------
     def tampered(name: str, change: Callable[[Path], None]) -> Path:
@@ -582,7 +683,7 @@ def main() -> int:
     flag_cases_s = [
         (["--text", "red", "--k", "0"], 2, "--k: 0 is out of range"),
         (["--text", "red", "--k", "nan"], 2, "'nan' is not an integer"),
-        (["--text", "red", "--k", "10000000"], 2, "out of range"),
+        (["--text", "red", "--k", "10000000"], 2, "--k: 10000000 is out of range"),
         (["--text", "red", "--out", str(work)], 2, "is a directory"),
         (["--text", "red", "--out", str(work / "grid")], 2, "expected a file name ending in"),
         (
@@ -591,8 +692,8 @@ def main() -> int:
             "is not a directory",
         ),
         (["--text", "red", "--target", "nouns"], 2, "invalid choice"),
-        (["--text", ""], 1, "error"),
-        (["--text", "?!."], 1, "error"),
+        (["--text", ""], 1, "empty text query"),
+        (["--text", "?!."], 1, "no word vector for ['?!.'] among the index's query words"),
         (["--text", "zeppelin"], 1, "no word vector for ['zeppelin']"),
         (["--text", "red", "--image", str(query)], 2, "not allowed with argument"),
         (["--image", str(work / "none.png")], 1, "does not exist"),

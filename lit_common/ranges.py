@@ -308,7 +308,8 @@ def check_config(cfg: Mapping[str, Any]) -> None:
                 try:
                     ranges = ranges_of(target)
                 except TargetError as err:
-                    raise TargetError(f"{prefix}_target_={target!r}: {err}") from None
+                    why = f"{prefix}_target_={target!r} cannot be imported ({err})"
+                    raise TargetError(why) from None
                 check_ranges(node, ranges, prefix)
             for key, child in node.items():
                 walk(child, f"{path}.{key}" if path else str(key))

@@ -137,16 +137,17 @@ BAD_SETTINGS = [
     ),
     (
         "model.scheduler={_target_:torch.optim.lr_scheduler.ReduceLROnPlatau,_partial_:true}",
-        "model.scheduler._target_='torch.optim.lr_scheduler.ReduceLROnPlatau': "
-        "torch.optim.lr_scheduler has no 'ReduceLROnPlatau'",
+        "model.scheduler._target_='torch.optim.lr_scheduler.ReduceLROnPlatau' cannot be "
+        "imported (torch.optim.lr_scheduler has no 'ReduceLROnPlatau')",
     ),
     (
         "model.optimizer._target_=torch.optimm.Adam",
-        "model.optimizer._target_='torch.optimm.Adam': torch has no 'optimm'",
+        "model.optimizer._target_='torch.optimm.Adam' cannot be imported (torch has no 'optimm')",
     ),
     (
         "callbacks.one_cycle._target_=callbacks.OneCycle",
-        "callbacks.one_cycle._target_='callbacks.OneCycle': callbacks has no 'OneCycle'",
+        "callbacks.one_cycle._target_='callbacks.OneCycle' cannot be imported "
+        "(callbacks has no 'OneCycle')",
     ),
 ]
 

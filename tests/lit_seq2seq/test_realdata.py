@@ -56,7 +56,9 @@ def test_tatoeba_questions_with_glove_targets(tmp_path: Path, capsys: Any) -> No
         tmp_path,
     )
     metrics = train.train(cfg)
-    cache = next((tmp_path / "data" / "cache").iterdir())
+    cache = next(
+        p for p in (tmp_path / "data" / "cache").iterdir() if (p / "report.json").is_file()
+    )
     report = json.loads((cache / "report.json").read_text())
     assert report["splits"]["train"]["pairs"] == 8997
     assert report["splits"]["valid"]["pairs"] == 1125 and report["splits"]["test"]["pairs"] == 1123
