@@ -10,7 +10,10 @@ of the variation of the objective each setting explains, over the region the stu
 objective against each setting, one point per trial: a partial-dependence view) with Optuna's
 matplotlib backend. The last line printed is one JSON object: ``study``, ``direction``,
 ``completed_trials``, ``failed_trials``, ``best_trial``, ``best_value``, ``best_params``,
-``importance_fanova``, ``importance_mdi`` (settings in decreasing fANOVA importance), ``figures``.
+``importance_fanova``, ``importance_mdi`` (settings in decreasing fANOVA importance),
+``rank_correlation`` (Spearman's, of each numeric setting with the objective over the completed
+trials: the sign says which way it moves; null for a setting that never varied), ``top_trials``
+(the five best: ``trial``, ``value``, ``params``), ``figures``.
 """
 
 from __future__ import annotations
@@ -75,6 +78,38 @@ def importances(study: Any, seed: int) -> dict[str, dict[str, float]]:
             )
         out[key] = {name: round(float(value), 4) for name, value in scores.items()}
     return out
+
+
+def rank_correlations(study: Any) -> dict[str, float | None]:
+    """Spearman's rank correlation of each numeric setting with the objective, over the
+    completed trials (None where the setting or the objective never varied)."""
+    import math
+
+    import optuna
+    from scipy.stats import spearmanr
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    names = sorted({k for t in done for k, v in t.params.items() if isinstance(v, int | float)})
+    out: dict[str, float | None] = {}
+    for name in names:
+        pairs = [(t.params[name], t.value) for t in done if name in t.params]
+        xs, ys = zip(*pairs, strict=True) if pairs else ((), ())
+        if len(set(xs)) < 2 or len(set(ys)) < 2:
+            out[name] = None
+            continue
+        rho = float(spearmanr(xs, ys).statistic)
+        out[name] = None if math.isnan(rho) else round(rho, 3)
+    return out
+
+
+def top_trials(study: Any, n: int = 5) -> list[dict[str, Any]]:
+    """The ``n`` best completed trials, best first."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    best_first = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(done, key=lambda t: t.value, reverse=best_first)[:n]
+    return [{"trial": t.number, "value": t.value, "params": t.params} for t in ranked]
 
 
 def draw(study: Any, scores: dict[str, dict[str, float]], out: Path) -> list[str]:
@@ -161,6 +196,8 @@ def summary(study: Any, seed: int = 0, out: Path | None = None) -> dict[str, Any
         "best_params": best.params,
         "importance_fanova": scores["fanova"],
         "importance_mdi": scores["mdi"],
+        "rank_correlation": rank_correlations(study),
+        "top_trials": top_trials(study),
         "figures": draw(study, scores, out) if out is not None else [],
     }
 
@@ -181,7 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for name, share in result["importance_fanova"].items():
-        print(f"{name:<32} fanova {share:6.3f}   mdi {result['importance_mdi'].get(name, 0):6.3f}")
+        mdi, rho = result["importance_mdi"].get(name, 0), result["rank_correlation"].get(name)
+        rho_text = f"{rho:+6.2f}" if rho is not None else "   n/a"
+        print(f"{name:<32} fanova {share:6.3f}   mdi {mdi:6.3f}   rank correlation {rho_text}")
     print(json.dumps(result))
     return 0
 

@@ -38,6 +38,11 @@ def test_importance_ranks_the_setting_that_matters_first(
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["completed_trials"] == 40 and result["failed_trials"] == 0
+    rho = result["rank_correlation"]
+    assert rho["a"] > 0.9 and abs(rho["b"]) < rho["a"] and "c" not in rho  # c is categorical
+    top = result["top_trials"]
+    assert len(top) == 5 and top[0]["trial"] == result["best_trial"]
+    assert [t["value"] for t in top] == sorted((t["value"] for t in top), reverse=True)
     assert result["direction"] == "maximize"
     best = optuna.load_study(study_name="known", storage=storage).best_trial
     assert (result["best_trial"], result["best_value"]) == (best.number, best.value)
