@@ -49,8 +49,9 @@ def build(
     (or None) and the model of ``cfg``; ``wandb_id`` continues that W&B run.
 
     The numbers are checked first (unless ``checked``: the caller did), and the callbacks and
-    the trainer are built before the datamodule, so a setting they refuse (``trainer.devices=0``,
-    a callback's rate) ends in one line before any data is read or tokenised.
+    the trainer are built before the datamodule, so a setting only their constructors judge (an
+    unknown ``trainer.precision``, a callback's own argument) ends in one line before any data is
+    read or tokenised.
     """
     if not checked:
         run.check_numbers(cfg)
@@ -58,11 +59,8 @@ def build(
         pl.seed_everything(cfg.seed, workers=True)
     loggers = run.instantiate_loggers(cfg.get("logger"), wandb_id)
     with run.constructing("callbacks"):
-        callbacks = [
-            *run.instantiate_each(cfg.get("callbacks")),
-            *extra_callbacks,
-            *run.run_callbacks(loggers),
-        ]
+        configured = run.instantiate_each(cfg.get("callbacks"))
+    callbacks = [*configured, *extra_callbacks, *run.run_callbacks(loggers)]
     with run.constructing("trainer"):
         trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     datamodule = hydra.utils.instantiate(cfg.data) if cfg.get("data") else None

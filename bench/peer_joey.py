@@ -21,9 +21,11 @@ Tokens/s count target tokens (eos included, as this project's bench counts them)
 wall clock from Joey's first epoch to the interrupt, validation included: Joey's own logged
 "Tokens per Sec" counts the seconds inside training batches only. The last line is one JSON
 object: ``test_bleu``, ``bleu_signature``, ``train_tokens_per_s``, ``train_seconds``,
-``epochs`` (epochs begun), ``steps``, ``joeynmt``, ``minutes_budget``, ``model_dir``.
+``epochs`` (epochs begun), ``steps``, ``joeynmt``, ``device``, ``seed``, ``minutes_budget``,
+``model_dir``.
 
     python bench/peer_joey.py --minutes 15 [--venv .venv-joey] [--out logs/bench/peer_joey]
+        [--data ../shared/data/fra-eng] [--seed 42]
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from lit_seq2seq.tokenizer import Tokenizer
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "fra-eng"
 JOEY = "joeynmt==2.3.0"
+SPLITS = ("questions.train.tsv", "questions.valid.tsv", "questions.test.tsv")
 BATCH = 125
 MAX_LENGTH = 30
 # Joey 2.3 passes verbose= to ReduceLROnPlateau, which torch 2.14 no longer takes: the one shim.
@@ -120,7 +123,7 @@ def joey_config(data_dir: Path, model_dir: Path, validation_freq: int, seed: int
         "name": "tatoeba_questions_peer",
         "joeynmt_version": "2.3.0",
         "model_dir": str(model_dir),
-        "use_cuda": False,
+        "use_cuda": torch.cuda.is_available(),  # the same machine as this project's run
         "fp16": False,
         "random_seed": seed,
         "data": {
@@ -190,39 +193,59 @@ def joey_config(data_dir: Path, model_dir: Path, validation_freq: int, seed: int
     return json.dumps(config, indent=1)  # JSON is YAML
 
 
+STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+
+
 def log_time(line: str) -> float:
     """Seconds since the epoch of a Joey log line (``2026-12-05 18:00:00,123 - INFO - ...``)."""
     stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
     return stamp.timestamp()
 
 
-def train_for(python: Path, config: Path, log: Path, minutes: float) -> None:
-    """Run ``joeynmt train`` and send SIGINT ``minutes`` after its first epoch begins."""
+def train_for(
+    python: Path, config: Path, log: Path, minutes: float, start_limit: float = 1800
+) -> None:
+    """Run ``joeynmt train`` and send SIGINT ``minutes`` after its first epoch begins; Joey then
+    saves its weights and exits. Joey is killed if this process fails or is interrupted, or if
+    no epoch has begun after ``start_limit`` seconds."""
     shim = config.parent / "joey_shim.py"
     shim.write_text(SHIM, encoding="utf-8")
     cmd = [str(python), str(shim), "train", str(config), "--skip-test"]
+    launched = time.monotonic()
     with (config.parent / "train.stdout").open("w") as stdout:
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.STDOUT)
-        started = None
-        while proc.poll() is None:
-            time.sleep(1.0)
-            if started is None and log.is_file() and "EPOCH 1" in log.read_text("utf-8"):
-                started = time.monotonic()
-            if started is not None and time.monotonic() - started >= minutes * 60:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(timeout=600)
-                break
+        try:
+            started = None
+            while proc.poll() is None:
+                time.sleep(1.0)
+                if started is None and log.is_file():
+                    if "EPOCH 1" in log.read_text("utf-8", errors="replace"):
+                        started = time.monotonic()
+                    elif time.monotonic() - launched > start_limit:
+                        raise SystemExit(f"error: joeynmt began no epoch in {start_limit:.0f} s")
+                if started is not None and time.monotonic() - started >= minutes * 60:
+                    proc.send_signal(signal.SIGINT)
+                    proc.wait(timeout=600)
+                    break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if proc.returncode not in (0, -signal.SIGINT, 130):
-        tail = (config.parent / "train.stdout").read_text("utf-8").splitlines()[-5:]
-        raise SystemExit(f"error: joeynmt train failed ({proc.returncode}): {' | '.join(tail)}")
+        text = (config.parent / "train.stdout").read_text("utf-8", errors="replace")
+        tail = " | ".join(text.splitlines()[-5:])
+        raise SystemExit(f"error: joeynmt train failed ({proc.returncode}): {tail}")
 
 
 def throughput(log: Path, per_epoch: int, epoch_tokens: int) -> dict[str, Any]:
     """Target tokens trained per wall-clock second, from Joey's log: the seconds from the
     first epoch to the interrupt; the tokens of each finished epoch (Joey logs them) plus, for
     the interrupted one, its steps times an epoch's tokens per step."""
-    lines = log.read_text("utf-8").splitlines()
-    start = next(log_time(x) for x in lines if x.endswith("EPOCH 1"))
+    lines = [x for x in log.read_text("utf-8", errors="replace").splitlines() if STAMP.match(x)]
+    start = next((log_time(x) for x in lines if x.endswith("EPOCH 1")), None)
+    if start is None:
+        raise SystemExit(f"error: {log} shows no epoch of training")
+    # the interrupt, or (Joey stopped by itself at its minimum learning rate) its last line
     end_line = next((x for x in lines if "Interrupt at epoch" in x), lines[-1])
     logged = [int(m.group(1)) for x in lines if (m := re.search(r"num\. of tokens: (\d+)", x))]
     steps = [int(m.group(1)) for x in lines if (m := re.search(r"Step: *(\d+)", x))]
@@ -230,7 +253,7 @@ def throughput(log: Path, per_epoch: int, epoch_tokens: int) -> dict[str, Any]:
     epochs, total_steps = (
         (int(interrupted.group(1)), int(interrupted.group(2)))
         if interrupted
-        else (len(logged), max(steps, default=0))
+        else (len(logged), max(steps, default=len(logged) * per_epoch))
     )
     done_steps = len(logged) * per_epoch
     tokens = sum(logged) + max(total_steps - done_steps, 0) * epoch_tokens / per_epoch
@@ -243,12 +266,23 @@ def throughput(log: Path, per_epoch: int, epoch_tokens: int) -> dict[str, Any]:
     }
 
 
-def run_peer(minutes: float, out: Path, venv: Path, seed: int = 42) -> dict[str, Any]:
-    """Install if needed, train for ``minutes``, decode the test split and score it."""
+def check_splits(data: Path) -> None:
+    """Refuse, before any training, a folder without the fixed question splits."""
+    missing = [n for n in SPLITS if not (data / n).is_file()]
+    if missing:
+        raise SystemExit(f"error: {data} lacks {missing} (the fixed question splits)")
+
+
+def run_peer(
+    minutes: float, out: Path, venv: Path, data: Path = SHARED, seed: int = 42
+) -> dict[str, Any]:
+    """Install if needed, train for ``minutes`` on the splits in ``data``, decode the test
+    split and score it."""
+    check_splits(data)
     python = ensure_joey(venv)
     out.mkdir(parents=True, exist_ok=True)
     data_dir, model_dir = out / "data", out / "model"
-    sources, references = write_splits(SHARED, data_dir)
+    sources, references = write_splits(data, data_dir)
     config = out / "config.yaml"
     per_epoch, epoch_tokens = epoch_size(data_dir)
     config.write_text(joey_config(data_dir, model_dir, per_epoch, seed), "utf-8")
@@ -268,6 +302,8 @@ def run_peer(minutes: float, out: Path, venv: Path, seed: int = 42) -> dict[str,
         "bleu_signature": scores["bleu_signature"],
         **throughput(model_dir / "train.log", per_epoch, epoch_tokens),
         "joeynmt": version,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "seed": seed,
         "minutes_budget": minutes,
         "model_dir": str(model_dir),
     }
@@ -278,12 +314,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, required=True, help="training budget")
     parser.add_argument("--venv", type=Path, default=REPO / ".venv-joey")
     parser.add_argument("--out", type=Path, default=Path("logs/bench/peer_joey"))
+    parser.add_argument("--data", type=Path, default=SHARED, help="folder of the question splits")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    if not (SHARED / "questions.train.tsv").is_file():
-        raise SystemExit(f"error: {SHARED} has no questions.train.tsv (the fixed splits)")
     out = args.out / time.strftime("%Y%m%d-%H%M%S")
-    print(json.dumps(run_peer(args.minutes, out, args.venv, args.seed)))
+    print(json.dumps(run_peer(args.minutes, out, args.venv, args.data, args.seed)))
 
 
 if __name__ == "__main__":

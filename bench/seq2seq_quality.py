@@ -18,9 +18,11 @@ translate CLI's decoding.
 
 ``--with-peer`` then trains Joey NMT 2.3 on the same split for the same budget on the same
 machine (``bench/peer_joey.py``, run after this project's model, never beside it) and adds
-``peer_test_bleu``, ``peer_train_tokens_per_s``, ``peer_epochs``, ``tokens_per_s_ratio`` (this
-project's over the peer's) and ``test_bleu_difference`` (this project's greedy test BLEU minus
-the peer's, both scored as "Scoring" in the README describes).
+``peer_test_bleu``, ``peer_train_tokens_per_s``, ``peer_epochs`` (epochs begun; ``epochs`` counts
+finished ones), ``peer_device``, ``tokens_per_s_ratio`` (this project's over the peer's) and
+``test_bleu_difference`` (``test_bleu_greedy``, this project's checkpoint through its translate
+path, minus the peer's; both scored as "Scoring" in the README describes). The project's JSON is
+printed once before the peer starts, so a failing peer does not lose it.
 
     python bench/seq2seq_quality.py --minutes 15 [--experiment seq2seq_tuned] [--large]
         [--with-peer]
@@ -115,6 +117,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.with_peer and args.large:
         parser.error("--with-peer compares on the question splits; leave out --large")
+    if args.with_peer:  # before the run: a missing Joey or data must not cost the 15 minutes
+        from peer_joey import REPO, ensure_joey
+
+        ensure_joey(REPO / ".venv-joey")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
 
     out = (
@@ -162,15 +168,18 @@ def main() -> None:
     if args.with_peer:
         from peer_joey import REPO, run_peer
 
-        peer = run_peer(args.minutes, out / "peer_joey", REPO / ".venv-joey")
+        print(json.dumps(result), flush=True)  # this project's figures, kept if the peer fails
+        peer = run_peer(args.minutes, out / "peer_joey", REPO / ".venv-joey", test_pairs.parent)
         result |= {
             "peer_test_bleu": peer["test_bleu"],
             "peer_train_tokens_per_s": peer["train_tokens_per_s"],
             "peer_epochs": peer["epochs"],
+            "peer_device": peer["device"],
             "tokens_per_s_ratio": round(
                 result["train_tokens_per_s"] / max(peer["train_tokens_per_s"], 1e-9), 2
             ),
-            "test_bleu_difference": round(result["test_bleu"] - peer["test_bleu"], 2),
+            # both decoded greedily by their translate path and scored by corpus_scores
+            "test_bleu_difference": round(result["test_bleu_greedy"] - peer["test_bleu"], 2),
         }
     print(json.dumps(result))
 

@@ -37,9 +37,13 @@ def run_seed(
     from ``log``; a new run is appended to ``log``."""
     key = {"minutes": minutes, "experiment": experiment, "seed": seed, "overrides": overrides}
     if log is not None and log.is_file():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            if entry["key"] == key:
+        for number, line in enumerate(log.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a run cut off while its line was written
+                print(f"warning: {log} line {number} is not JSON; ignored", file=sys.stderr)
+                continue
+            if entry.get("key") == key:
                 print(f"note: seed {seed} read back from {log}", file=sys.stderr)
                 return entry["result"]
     cmd = [sys.executable, str(BENCH), "--minutes", str(minutes), "--experiment", experiment,

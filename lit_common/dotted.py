@@ -31,9 +31,13 @@ def locate(target: str) -> Any:
         module_name = ".".join(parts[:i])
         try:
             obj: Any = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        except Exception as err:  # a module that fails while importing
+        except ModuleNotFoundError as err:
+            missing = err.name or ""
+            if module_name == missing or module_name.startswith(missing + "."):
+                continue  # this prefix is not a module: try a shorter one
+            # the module exists but imports one that is not installed (torchvision, ...)
+            raise TargetError(f"{err} (a package it needs is not installed)") from None
+        except Exception as err:  # a module that fails while importing (ImportError included)
             first = f"{type(err).__name__}: {err}".splitlines()[0]
             raise TargetError(f"importing {module_name} failed: {first}") from None
         for j in range(i, len(parts)):

@@ -52,8 +52,8 @@ def one_line_errors() -> Iterator[None]:
 @contextmanager
 def constructing(group: str) -> Iterator[None]:
     """Name ``group`` in one line when building it fails on a setting: Lightning refuses some
-    (``trainer.devices=0``, an unknown ``trainer.precision``, ``ModelCheckpoint`` arguments
-    that exclude each other) with ``MisconfigurationException``, ``ValueError`` or
+    (an unknown ``trainer.precision``, devices its accelerator cannot use, ``ModelCheckpoint``
+    arguments that exclude each other) with ``MisconfigurationException``, ``ValueError`` or
     ``TypeError`` from the constructor, which would otherwise end in a traceback."""
     try:
         yield

@@ -1,7 +1,7 @@
 """bf16 mixed precision where the hardware computes bf16, full precision elsewhere.
 
 A config asks for it with ``trainer.precision: ${fast_precision:${trainer.accelerator}}`` (the
-resolver is registered by ``lit_common.run``). Why it is chosen per machine instead of fixed:
+resolver is registered by ``lit_common.config``). Why it is chosen per machine instead of fixed:
 autocast to bf16 roughly halves the time of the matrix products that dominate an RNN translator's
 step, and on this project's 2-core AVX512-BF16 CPU the tuned translator trained 20 to 28% more
 tokens per second with the same BLEU (README, "Results on the Tatoeba questions"). But where the

@@ -168,8 +168,11 @@ class _Devices(Range):
                 return True
             items = [v.strip() for v in value.split(",")]
             if len(items) == 1:
-                return items[0].isdigit() and int(items[0]) >= 1
-            value = [int(v) if v.isdigit() else v for v in items if v != ""] or None
+                return items[0].isdecimal() and items[0].isascii() and int(items[0]) >= 1
+            numbers = [v for v in items if v != ""]
+            if not all(v.isdecimal() and v.isascii() for v in numbers):
+                return False
+            value = [int(v) for v in numbers] or None
         if isinstance(value, list | tuple):
             ints = [v for v in value if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
             return bool(value) and len(ints) == len(value) == len(set(ints))
@@ -231,8 +234,8 @@ SCHEDULER_RANGES: dict[str, dict[str, Range]] = {
     "CyclicLR": {
         "base_lr": Real(0.0, lists=True),
         "max_lr": Real(0.0, low_open=True, lists=True),
-        "step_size_up": Int(1),
-        "step_size_down": Int(1, null=True),
+        "step_size_up": Real(0.0, low_open=True),  # torch takes a float too
+        "step_size_down": Real(0.0, low_open=True, null=True),
         "gamma": _POSITIVE,
     },
 }
@@ -264,7 +267,7 @@ LIGHTNING_RANGES: dict[str, dict[str, Range]] = {
     },
     "EarlyStopping": {
         "patience": Int(0),
-        "min_delta": Real(0.0),
+        "min_delta": Real(),  # Lightning applies it in the monitor's direction
         "stopping_threshold": Real(null=True),
         "divergence_threshold": Real(null=True),
     },

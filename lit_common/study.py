@@ -86,10 +86,12 @@ def rank_correlations(study: Any) -> dict[str, float | None]:
     import math
 
     import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
     from scipy.stats import spearmanr
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    names = sorted({k for t in done for k, v in t.params.items() if isinstance(v, int | float)})
+    numeric = (FloatDistribution, IntDistribution)
+    names = sorted({k for t in done for k, d in t.distributions.items() if isinstance(d, numeric)})
     out: dict[str, float | None] = {}
     for name in names:
         pairs = [(t.params[name], t.value) for t in done if name in t.params]

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "bench"))
+sys.path.append(str(REPO_ROOT / "bench"))  # last: bench/knn.py must not shadow anything
 import peer_joey
 import seq2seq_seeds
 import study_budget
