@@ -309,10 +309,11 @@ def main() -> int:
     ckpts.mkdir()
     base = torch.load(s2s, map_location="cpu", weights_only=True)
 
-    def damaged(name: str, change: Callable[[dict], None]) -> Path:
+    def damaged(name: str, change: Callable[[dict], None], original: dict | None = None) -> Path:
+        """A copy of ``original`` (the translation checkpoint) changed by ``change``, saved."""
         import copy
 
-        checkpoint = copy.deepcopy(base)
+        checkpoint = copy.deepcopy(base if original is None else original)
         change(checkpoint)
         path = ckpts / f"{name}.ckpt"
         torch.save(checkpoint, path)
@@ -359,13 +360,7 @@ def main() -> int:
     n_classes = len(dev_base["devise"]["class_ids"])
 
     def damaged_devise(name: str, change: Callable[[dict], None]) -> Path:
-        import copy
-
-        checkpoint = copy.deepcopy(dev_base)
-        change(checkpoint)
-        path = ckpts / f"devise_{name}.ckpt"
-        torch.save(checkpoint, path)
-        return path
+        return damaged(f"devise_{name}", change, dev_base)
 
     def nan_vector(c: dict) -> None:
         c["devise"]["class_vectors"][0, 0] = float("nan")
