@@ -14,6 +14,9 @@ machine was as fast each time).
 
     python bench/seq2seq_seeds.py --minutes 15 --experiment seq2seq_tuned --seeds 1,2,3 \
         [--log bench/studies/seeds.jsonl] [model.net.dec_word_drop=0.1 ...]
+
+``--trial N --storage URL --study NAME`` takes the settings of a study's trial (as
+``study_budget.py`` passes them, so the two benches share runs through one ``--log``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ def run_seed(
     return result
 
 
+def trial_overrides(params: dict[str, Any]) -> list[str]:
+    """A trial's settings as Hydra overrides, in the trial's order (the run log's key)."""
+    return [f"{key}={round(value, 10)}" for key, value in params.items()]
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """Mean, sample standard deviation (0 for one value), min and max, rounded."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -82,14 +90,35 @@ def main() -> None:
         help="comma-separated, e.g. 1,2,3 (the Hydra overrides follow as plain arguments)",
     )
     parser.add_argument("--log", type=Path, help="JSON lines of finished runs, reused by key")
+    parser.add_argument("--trial", type=int, help="use this study trial's settings")
+    parser.add_argument("--storage", help="with --trial: the study's storage")
+    parser.add_argument("--study", help="with --trial: the study's name")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = parser.parse_args()
+    if args.trial is not None:
+        if not (args.storage and args.study):
+            parser.error("--trial needs --storage and --study")
+        import optuna
+
+        from lit_common.errors import InputError
+        from lit_common.study import load
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            trials = {t.number: t for t in load(args.storage, args.study).trials}
+        except InputError as err:
+            raise SystemExit(f"error: {err}") from None
+        trial = trials.get(args.trial)
+        if trial is None or trial.state != optuna.trial.TrialState.COMPLETE:
+            raise SystemExit(f"error: --trial {args.trial}: not a completed trial of {args.study}")
+        args.overrides = [*trial_overrides(trial.params), *args.overrides]
     runs = []
     for seed in args.seeds:
         runs.append(run_seed(args.minutes, args.experiment, seed, args.overrides, args.log))
         print(json.dumps({"seed": seed} | {k: runs[-1].get(k) for k in FIGURES}), flush=True)
     result: dict[str, Any] = {
         "experiment": args.experiment,
+        "trial": args.trial,
         "overrides": args.overrides,
         "minutes_budget": args.minutes,
         "seeds": args.seeds,

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from seq2seq_seeds import run_seed
+from seq2seq_seeds import run_seed, trial_overrides
 
 from lit_common.errors import InputError
 from lit_common.study import load
@@ -94,8 +94,9 @@ def main() -> None:
     rows = []
     for number in numbers:
         trial = done[number]
-        settings = [f"{key}={round(value, 10)}" for key, value in trial.params.items()]
-        run = run_seed(args.minutes, args.experiment, args.seed, settings, args.log)
+        run = run_seed(
+            args.minutes, args.experiment, args.seed, trial_overrides(trial.params), args.log
+        )
         rows.append(
             {
                 "trial": number,

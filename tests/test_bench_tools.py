@@ -59,6 +59,18 @@ def test_a_logged_run_is_read_back_not_trained_again(
     assert len(log.read_text().splitlines()) == 2
     seq2seq_seeds.run_seed(15.0, "seq2seq_tuned", 2, ["a=1"])  # no log: always trained
     assert len(calls) == 3
+    log.write_text(log.read_text() + '{"key": {"minu\n')  # a line cut off mid-write
+    assert seq2seq_seeds.run_seed(15.0, "seq2seq_tuned", 1, ["a=1"], log) == first
+    assert len(calls) == 3
+
+
+def test_both_benches_name_a_trial_the_same_way() -> None:
+    """The seeds bench's --trial and the budget bench pass one override list: shared log keys."""
+    params = {"model.net.enc_locked_out": 0.2, "model.net.dec_word_drop": 0.1 + 1e-12}
+    assert seq2seq_seeds.trial_overrides(params) == [
+        "model.net.enc_locked_out=0.2",
+        "model.net.dec_word_drop=0.1",
+    ]
 
 
 JOEY_LOG = """\
