@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lit_common.dotted import TargetError, locate
+from lit_common.dotted import TargetError
 from lit_common.errors import InputError
 from lit_common.ranges import check_ranges, ranges_of
 
@@ -34,10 +34,10 @@ def partial_config(config: Mapping[str, Any] | None, name: str) -> dict[str, Any
         )
     target = config["_target_"]
     try:
-        locate(target)
+        ranges = ranges_of(target)  # resolves the target: a typo fails here
     except TargetError as err:
         raise InputError(f"{name}._target_={target!r} cannot be imported ({err})") from None
-    check_ranges(config, ranges_of(target), f"{name}.")
+    check_ranges(config, ranges, f"{name}.")
     return {**config, "_partial_": True}
 
 
