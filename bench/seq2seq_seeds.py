@@ -63,6 +63,14 @@ def run_seed(
     return result
 
 
+def completed(study: Any) -> dict[int, Any]:
+    """The study's completed trials by number (what ``--trial`` and study_budget.py accept)."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return {t.number: t for t in done}
+
+
 def trial_overrides(params: dict[str, Any]) -> list[str]:
     """A trial's settings as Hydra overrides, in the trial's order (the run log's key)."""
     return [f"{key}={round(value, 10)}" for key, value in params.items()]
@@ -105,11 +113,10 @@ def main() -> None:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            trials = {t.number: t for t in load(args.storage, args.study).trials}
+            trial = completed(load(args.storage, args.study)).get(args.trial)
         except InputError as err:
             raise SystemExit(f"error: {err}") from None
-        trial = trials.get(args.trial)
-        if trial is None or trial.state != optuna.trial.TrialState.COMPLETE:
+        if trial is None:
             raise SystemExit(f"error: --trial {args.trial}: not a completed trial of {args.study}")
         args.overrides = [*trial_overrides(trial.params), *args.overrides]
     runs = []

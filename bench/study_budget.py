@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from seq2seq_seeds import run_seed, trial_overrides
+from seq2seq_seeds import completed, run_seed, trial_overrides
 
 from lit_common.errors import InputError
 from lit_common.study import load
@@ -49,14 +49,6 @@ def spearman(a: list[float], b: list[float]) -> float:
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
     var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
     return round(cov / var, 3) if var else float("nan")
-
-
-def completed(study: Any) -> dict[int, Any]:
-    """The study's completed trials by number."""
-    import optuna
-
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return {t.number: t for t in done}
 
 
 def default_trials(study: Any) -> list[int]:

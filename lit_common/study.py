@@ -1,4 +1,4 @@
-"""What an Optuna study found: each setting's importance, the best trial, and two figures.
+"""What an Optuna study found: each setting's importance, the best trial, and three figures.
 
     python -m lit_common.study --storage sqlite:///FILE --study NAME [--out DIR] [--seed N]
 
@@ -6,14 +6,14 @@ Works on any model's study (``hparams_search=...`` with a storage). Importance i
 (``optuna.importance``): fANOVA (Hutter et al. 2014) over a random forest fitted to the completed
 trials, and the forest's mean decrease in impurity; both are shares that sum to 1 and say how much
 of the variation of the objective each setting explains, over the region the study sampled. With
-``--out`` it draws ``importance.png`` (both methods side by side) and ``slice.png`` (the
-objective against each setting, one point per trial: a partial-dependence view) with Optuna's
-matplotlib backend. The last line printed is one JSON object: ``study``, ``direction``,
-``completed_trials``, ``failed_trials``, ``best_trial``, ``best_value``, ``best_params``,
-``importance_fanova``, ``importance_mdi`` (settings in decreasing fANOVA importance),
-``rank_correlation`` (Spearman's, of each numeric setting with the objective over the completed
-trials: the sign says which way it moves; null for a setting that never varied), ``top_trials``
-(the five best: ``trial``, ``value``, ``params``), ``figures``.
+``--out`` it draws ``importance.png`` (fANOVA), ``importance_mdi.png`` (impurity) and
+``slice.png`` (the objective against each setting, one point per trial: a partial-dependence
+view) with Optuna's matplotlib backend. The last line printed is one JSON object: ``study``,
+``direction``, ``completed_trials``, ``failed_trials``, ``best_trial``, ``best_value``,
+``best_params``, ``importance_fanova``, ``importance_mdi`` (settings in decreasing fANOVA
+importance), ``rank_correlation`` (Spearman's, of each numeric setting with the objective over
+the completed trials: the sign says which way it moves; null for a setting that never varied),
+``top_trials`` (the five best: ``trial``, ``value``, ``params``), ``figures``.
 """
 
 from __future__ import annotations
@@ -114,27 +114,40 @@ def top_trials(study: Any, n: int = 5) -> list[dict[str, Any]]:
     return [{"trial": t.number, "value": t.value, "params": t.params} for t in ranked]
 
 
-def draw(study: Any, scores: dict[str, dict[str, float]], out: Path) -> list[str]:
-    """``importance.png`` (both methods) and ``slice.png`` (objective against each setting)."""
+def draw(study: Any, scores: dict[str, dict[str, float]], out: Path, seed: int = 0) -> list[str]:
+    """Optuna's own figures, matplotlib backend: ``importance.png`` (fANOVA),
+    ``importance_mdi.png`` (mean decrease in impurity), each from the evaluator and seed the
+    JSON's scores come from, and ``slice.png`` (objective against each setting)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from optuna.importance import (
+        FanovaImportanceEvaluator,
+        MeanDecreaseImpurityImportanceEvaluator,
+    )
+    from optuna.visualization.matplotlib import plot_param_importances
 
     out.mkdir(parents=True, exist_ok=True)
-    names = list(scores["fanova"])[::-1]  # most important at the top
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(names) + 1.5), sharey=True)
-    for ax, (key, title) in zip(
-        axes, (("fanova", "fANOVA"), ("mdi", "mean decrease in impurity")), strict=True
+    params = list(scores["fanova"])
+    paths = []
+    for name, evaluator, title in (
+        ("importance.png", FanovaImportanceEvaluator(seed=seed), "fANOVA"),
+        (
+            "importance_mdi.png",
+            MeanDecreaseImpurityImportanceEvaluator(seed=seed),
+            "mean decrease in impurity",
+        ),
     ):
-        ax.barh([_short(n) for n in names], [scores[key].get(n, 0.0) for n in names])
-        ax.set_title(title)
-        ax.set_xlabel("share of the objective's variation")
-    fig.suptitle(f"{study.study_name}: importance over {completed(study)} trials")
-    fig.tight_layout()
-    paths = [cli.save_figure(fig, out / "importance.png", dpi=110)]
-    plt.close(fig)
-    fig = slice_figure(study, list(scores["fanova"]))
+        ax = plot_param_importances(study, evaluator=evaluator, params=params)
+        fig = ax.figure
+        ax.set_yticks(ax.get_yticks(), [_short(t.get_text()) for t in ax.get_yticklabels()])
+        ax.set_title(f"{study.study_name}: {title} over {completed(study)} trials")
+        fig.set_size_inches(7.5, 0.35 * len(params) + 1.5)
+        fig.tight_layout()
+        paths.append(cli.save_figure(fig, out / name, dpi=110))
+        plt.close(fig)
+    fig = slice_figure(study, params)
     paths.append(cli.save_figure(fig, out / "slice.png", dpi=90))
     plt.close(fig)
     return [str(p) for p in paths]
@@ -200,7 +213,7 @@ def summary(study: Any, seed: int = 0, out: Path | None = None) -> dict[str, Any
         "importance_mdi": scores["mdi"],
         "rank_correlation": rank_correlations(study),
         "top_trials": top_trials(study),
-        "figures": draw(study, scores, out) if out is not None else [],
+        "figures": draw(study, scores, out, seed) if out is not None else [],
     }
 
 
@@ -208,7 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", required=True, help="Optuna storage, e.g. sqlite:///FILE")
     parser.add_argument("--study", required=True, help="the study's name")
-    parser.add_argument("--out", type=cli.output_dir, help="draw importance.png and slice.png here")
+    parser.add_argument(
+        "--out",
+        type=cli.output_dir,
+        help="draw importance.png, importance_mdi.png and slice.png here",
+    )
     parser.add_argument("--seed", type=int, default=0, help="the importance forests' seed")
     args = parser.parse_args(argv)
     import optuna

@@ -148,7 +148,8 @@ class OptunaSweeper(Sweeper):
     Args:
         sampler: an Optuna sampler, or its ``_target_`` config (e.g. ``TPESampler`` with a
             seed); null: Optuna's default.
-        pruner: an Optuna pruner, or its config; null: Optuna's default.
+        pruner: must stay null: each trial is a whole Hydra job that reports only its final
+            value, so an Optuna pruner would never stop one; refused rather than ignored.
         direction: ``maximize`` or ``minimize``.
         storage: an Optuna storage URL (``sqlite:///FILE`` resumes and shares a study); null keeps
             the study in memory for this sweep only.
@@ -174,10 +175,15 @@ class OptunaSweeper(Sweeper):
         enqueue: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         check_choice("hydra.sweeper.direction", direction, DIRECTIONS)
+        if pruner is not None:
+            raise InputError(
+                "hydra.sweeper.pruner: each trial reports only its final value, so a pruner "
+                "would never stop one; leave it null"
+            )
         for key, number in (("n_trials", n_trials), ("n_jobs", n_jobs)):
             if not isinstance(number, int) or isinstance(number, bool) or number < 1:
                 raise InputError(f"hydra.sweeper.{key}={number!r}: expected an int >= 1")
-        self.sampler, self.pruner = sampler, pruner
+        self.sampler = sampler
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.params = dict(params or {})
@@ -210,7 +216,6 @@ class OptunaSweeper(Sweeper):
         study = optuna.create_study(
             study_name=self.study_name,
             storage=self.storage,
-            pruner=_build(self.pruner),
             direction=self.direction,
             load_if_exists=True,
         )
@@ -317,7 +322,7 @@ class OptunaSweeper(Sweeper):
 
 
 def _build(part: Any) -> Any:
-    """An Optuna sampler or pruner from its ``_target_`` config; an object or None as it is."""
+    """An Optuna sampler from its ``_target_`` config; an object or None as it is."""
     return instantiate(part) if isinstance(part, (dict, DictConfig)) else part
 
 

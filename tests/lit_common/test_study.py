@@ -53,6 +53,8 @@ def test_importance_ranks_the_setting_that_matters_first(
         assert sum(scores.values()) == pytest.approx(1.0, abs=1e-3)
         assert scores["a"] > 0.8 and scores["a"] > scores["b"] >= scores["c"]
     assert list(result["importance_fanova"]) == ["a", "b", "c"]  # decreasing importance
+    names = sorted(Path(figure).name for figure in result["figures"])
+    assert names == ["importance.png", "importance_mdi.png", "slice.png"]
     for figure in result["figures"]:
         assert Path(figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

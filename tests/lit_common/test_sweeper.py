@@ -60,6 +60,8 @@ def test_settings_are_checked() -> None:
         OptunaSweeper(direction="up")
     with pytest.raises(InputError, match="n_trials=0: expected an int >= 1"):
         OptunaSweeper(n_trials=0)
+    with pytest.raises(InputError, match="a pruner would never stop one; leave it null"):
+        OptunaSweeper(pruner={"_target_": "optuna.pruners.MedianPruner"})
 
 
 class FakeLauncher:

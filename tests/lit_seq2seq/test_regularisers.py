@@ -190,6 +190,24 @@ def test_masks_are_drawn_once_per_batch_and_shared_by_every_decoder_step() -> No
     model(src, lengths, tgt, pr_force=0.5)
     assert seen[3] is not seen[0]
     assert not torch.equal(seen[3].rows, masks.rows)  # type: ignore[union-attr]
+    for before, after in zip(masks.weights, seen[3].weights, strict=True):  # type: ignore[arg-type]
+        assert before.keys() == after.keys()  # DropConnect: new hidden-to-hidden masks too
+        assert all(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_weight_drop_on_a_fused_rnn_is_drawn_anew_for_each_batch() -> None:
+    model = make(enc_weight_drop=0.5).train()
+    assert isinstance(model.encoder.rnn, nn.GRU)  # no dropout between layers: one fused call
+    enc = model.encoder
+    first, second = (
+        DropMasks.draw(enc.reg, enc.embedding, enc.rnn, 3, enc.embedding.embedding_dim,
+                       enc.output_size)
+        for _ in range(2)
+    )  # fmt: skip
+    assert isinstance(first.weights, dict) and isinstance(second.weights, dict)
+    assert first.weights.keys() == second.weights.keys()
+    assert len(first.weights) == enc.rnn.num_layers * enc.directions  # every weight_hh
+    assert all(not torch.equal(first.weights[k], second.weights[k]) for k in first.weights)
 
 
 def test_training_outputs_vary_per_batch_and_eval_is_deterministic() -> None:
@@ -220,6 +238,51 @@ def test_every_regulariser_is_the_identity_in_eval_mode(style: str) -> None:
             want, _ = plain.eval()(src, lengths, tgt, pr_force=pr_force)
             got, _ = regularised.eval()(src, lengths, tgt, pr_force=pr_force)
             assert torch.equal(got, want)
+
+
+def test_locked_dropout_between_layers_is_the_identity_in_eval_mode() -> None:
+    """The layer-by-layer RNN it needs, with the plain net's weights, gives its outputs."""
+    import re
+
+    def layered(key: str) -> str:
+        """``encoder.rnn.weight_hh_l1_reverse`` -> ``encoder.rnn.1.weight_hh_l0_reverse``."""
+        m = re.fullmatch(r"(.*\.rnn)\.(weight|bias)_(ih|hh)_l(\d+)(_reverse)?", key)
+        return f"{m[1]}.{m[4]}.{m[2]}_{m[3]}_l0{m[5] or ''}" if m else key
+
+    regularised = make(enc_locked_hidden=0.4, dec_locked_hidden=0.4)
+    plain = make()
+    assert isinstance(regularised.encoder.rnn, LayeredRNN)
+    regularised.load_state_dict({layered(k): v for k, v in plain.state_dict().items()})
+    src, lengths, tgt = batch()
+    with torch.no_grad():
+        for pr_force in (1.0, 0.0):
+            want, _ = plain.eval()(src, lengths, tgt, pr_force=pr_force)
+            got, _ = regularised.eval()(src, lengths, tgt, pr_force=pr_force)
+            assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_the_training_loss_is_the_smoothed_cross_entropy_plus_ar_tar() -> None:
+    from lit_seq2seq.dataset import Batch
+    from lit_seq2seq.module import Seq2SeqModule
+    from lit_seq2seq.vocab import SPECIALS
+
+    words = lambda n: [*SPECIALS, *(f"w{i}" for i in range(n - len(SPECIALS)))]  # noqa: E731
+    info = {"src_vocab": words(13), "tgt_vocab": words(11), "src_lang": "fr", "lowercase": True,
+            "detokenizer": None}  # fmt: skip
+    module = Seq2SeqModule({**SMALL, **ALL_ON}, label_smoothing=0.1, translation=info)
+    module.pr_force = 1.0
+    src, lengths, tgt = batch()
+    one = Batch(src, lengths, tgt, (tgt != 1).sum(1), None)
+    torch.manual_seed(3)
+    loss = module.training_step(one, 0)
+    torch.manual_seed(3)  # the same masks again, by hand
+    trace: list[tuple[torch.Tensor, torch.Tensor]] = []
+    logits, _ = module.net(src, lengths, tgt, pr_force=1.0, trace=trace)  # type: ignore[misc]
+    ce = nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=1,
+                                     label_smoothing=0.1)  # fmt: skip
+    penalty = module.net.activation_penalty(trace, tgt != 1)  # type: ignore[union-attr]
+    assert penalty.item() > 0
+    assert loss.item() == pytest.approx((ce + penalty).item(), rel=1e-6)
 
 
 def test_all_switches_off_draw_no_masks_and_keep_the_fused_rnn() -> None:
