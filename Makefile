@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-setup.cfg
 PYTEST_ARGS ?=
+# `make test` spreads the tests over this many pytest-xdist workers (one torch thread each).
+TEST_WORKERS ?= 2
 
 .PHONY: train test test-unit test-all check format plot clean
 
@@ -20,7 +22,7 @@ train: $(STAMP)  ## default training run; extra Hydra overrides: make train ARGS
 	$(PY) train.py $(ARGS)
 
 test: $(STAMP)  ## all but `slow`: unit, DDP, resume, and real-data tests when ../shared/data is there; prints the 20 slowest
-	$(PY) -m pytest -m "not slow" --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
 test-unit: $(STAMP)  ## the fast tier: no translator/DeViSE fitting, DDP, slow or real-data tests
 	$(PY) -m pytest -m "not slow and not train and not ddp and not realdata" $(PYTEST_ARGS)

@@ -57,7 +57,8 @@ def build(
         run.check_numbers(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-    loggers = run.instantiate_loggers(cfg.get("logger"), wandb_id)
+    with run.constructing("logger"):
+        loggers = run.instantiate_loggers(cfg.get("logger"), wandb_id)
     with run.constructing("callbacks"):
         configured = run.instantiate_each(cfg.get("callbacks"))
     callbacks = [*configured, *extra_callbacks, *run.run_callbacks(loggers)]

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lit_common.text import one_line
+
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
@@ -84,10 +86,12 @@ def output_dir(text: str) -> Path:
     under one); a folder that does not exist yet is created by the command."""
     path = Path(text)
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+        raise argparse.ArgumentTypeError(f"{one_line(text)} exists and is not a folder")
     parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: {parent} is not a folder")
+        raise argparse.ArgumentTypeError(
+            f"{one_line(text)}: {one_line(str(parent))} is not a folder"
+        )
     return path
 
 

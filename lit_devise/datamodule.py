@@ -281,7 +281,8 @@ class DeviseDataModule(pl.LightningDataModule):
 
     def features_path(self, plan: dict[str, Any]) -> Path:
         transform = dict(self.transform_settings)
-        if transform.get("interpolation") == "bilinear":  # keys from before it was a setting
+        if transform.get("interpolation") == "bilinear":  # the default keeps the key it had
+            # when interpolation was not a setting, so existing caches stay valid
             del transform["interpolation"]
         key = cache_key(self.backbone, transform, self._all_paths(plan), self.cache_dtype)
         return self.cache_root / f"features-{key}"

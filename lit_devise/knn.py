@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,20 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
+
+
+@contextmanager
+def omp_threads(faiss: Any, threads: int) -> Iterator[None]:
+    """faiss's OpenMP thread count set for the block, then put back: the process has one OpenMP
+    runtime, so ``faiss.omp_set_num_threads`` also sets torch's intra-op threads (a DDP rank or
+    a training run that searches during validation would otherwise keep ``threads`` of them
+    after the search, and processes sharing the cores would fight for them)."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def exact_search(
@@ -171,13 +186,13 @@ class KnnIndex:
             return None
         if self.backend == "faiss":
             faiss = _import("faiss")
-            faiss.omp_set_num_threads(self.threads)
-            if self.kind == "exact":
-                native = faiss.IndexFlatIP(dim)
-            else:
-                native = faiss.IndexHNSWFlat(dim, p["m"], faiss.METRIC_INNER_PRODUCT)
-                native.hnsw.efConstruction = p["ef_construction"]
-            native.add(self.vectors)
+            with omp_threads(faiss, self.threads):
+                if self.kind == "exact":
+                    native = faiss.IndexFlatIP(dim)
+                else:
+                    native = faiss.IndexHNSWFlat(dim, p["m"], faiss.METRIC_INNER_PRODUCT)
+                    native.hnsw.efConstruction = p["ef_construction"]
+                native.add(self.vectors)
             return native
         if self.backend == "hnswlib":
             hnswlib = _import("hnswlib")
@@ -220,10 +235,10 @@ class KnnIndex:
         if self.backend == "exact":
             return exact_search(self.vectors, queries, k)
         if self.backend == "faiss":
-            _import("faiss").omp_set_num_threads(self.threads)
-            if self.kind == "hnsw":
-                self._native.hnsw.efSearch = ef
-            scores, rows = self._native.search(queries, k)
+            with omp_threads(_import("faiss"), self.threads):
+                if self.kind == "hnsw":
+                    self._native.hnsw.efSearch = ef
+                scores, rows = self._native.search(queries, k)
             return scores, rows.astype(np.int64)
         if self.backend == "hnswlib":
             self._native.set_ef(ef)

@@ -62,13 +62,15 @@ def same_checkpoint(ckpt: str, info: dict[str, Any]) -> None:
     word."""
     path = Path(ckpt)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {ckpt} does not exist; give --ckpt with the index's")
+        raise CheckpointError(
+            f"checkpoint {one_line(ckpt)} does not exist; give --ckpt with the index's"
+        )
     expected = info["ckpt_digest"]
     if path.stat().st_size != expected.get("size") or file_digest(path) != expected:
         raise CheckpointError(
-            f"checkpoint {ckpt} is not the one this index was built with (its size or SHA-256 "
-            "differ: replaced or retrained since?); rebuild the index with it, or give --ckpt "
-            "with the index's checkpoint"
+            f"checkpoint {one_line(ckpt)} is not the one this index was built with (its size or "
+            "SHA-256 differ: replaced or retrained since?); rebuild the index with it, or give "
+            "--ckpt with the index's checkpoint"
         )
 
 
@@ -131,7 +133,9 @@ def search(
         raise InputError("give exactly one of text= and image=")
     check_choice("target", target, TARGETS)
     if images_root is not None and not Path(images_root).is_dir():
-        raise InputError(f"--images-root {images_root} is not a folder; give where the images are")
+        raise InputError(
+            f"--images-root {one_line(images_root)} is not a folder; give where the images are"
+        )
     folder = Path(index_dir)
     info = _index_info(folder)
     if text is not None:

@@ -81,7 +81,7 @@ def apply_locked(
         rows = packed_rows(x)  # (total_tokens,) sequence of each packed row
         return x._replace(data=x.data * mask[rows, 0])
     # The mask stays fp32: under bf16 autocast the product is fp32, and the next layer casts it
-    # back (the study's trials were computed this way).
+    # back, so a bf16 run draws and applies the same mask values as an fp32 one.
     return x * (mask if x.dim() == 3 else mask[:, 0])
 
 

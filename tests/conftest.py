@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from filelock import FileLock
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_MODE", "offline")
+
+# Property tests without Hypothesis's 200 ms deadline per example: speed is measured in bench/,
+# and a DDP run on the other pytest-xdist worker can slow any example past it.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
+
+# Under pytest-xdist (`make test` runs 2 workers on 2 cores), each worker and the processes its
+# tests start use one thread: two workers with a thread per core each would fight for the cores.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER is not None and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 # Session fixtures that fit the translator or DeViSE: a test that uses one fits a model too, so
 # it carries the `train` marker (`make test-unit` leaves those out) wherever it is written.
 TRAINED_FIXTURES = ("tiny_run", "devise_run")
@@ -33,6 +50,15 @@ def _quiet_and_seeded() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__`.*")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``paths.data_dir`` for the session's runs (per pytest-xdist worker): the caches in it
+    are keyed by their content (``lit_common/cache.py``), so runs with the same data settings
+    tokenise, train word vectors and precompute activations once instead of once per test.
+    Tests that damage, count or hand-make files in their data folder keep one of their own."""
+    return tmp_path_factory.mktemp("data")
 
 
 @pytest.fixture
@@ -81,14 +107,54 @@ TINY_RUN = (
 )
 
 
+def session_run(factory: pytest.TempPathFactory, name: str, overrides: tuple[str, ...]) -> Any:
+    """Train ``overrides`` once per test session, also across pytest-xdist workers: the first
+    worker that needs the run trains it under a file lock in the folder the workers share; the
+    others wait, then read its metrics. Returns ``(cfg, metrics, folder)``."""
+    import train
+
+    if XDIST_WORKER is None:
+        out, lock = factory.mktemp(name), contextlib.nullcontext()
+    else:
+        out = factory.getbasetemp().parent / name  # the session's folder, above each worker's
+        lock = FileLock(f"{out}.lock")
+    with lock:
+        cfg = compose_train(out, *overrides, f"paths.data_dir={out / 'data'}")
+        done, failed = out / "session_metrics.json", out.with_name(f"{name}.failed")
+        if failed.is_file():
+            pytest.fail(f"the {name} fixture failed on another worker: {failed.read_text()}")
+        if done.is_file():
+            return cfg, json.loads(done.read_text()), out
+        if XDIST_WORKER is not None and out.exists():
+            shutil.rmtree(out)  # a worker killed while training left it: start clean
+        try:
+            metrics = train.train(cfg)
+        except BaseException as err:
+            failed.write_text(f"{type(err).__name__}: {err}")
+            raise
+        partial = done.with_suffix(".partial")
+        partial.write_text(json.dumps(metrics))
+        os.replace(partial, done)  # whole or absent for the other workers
+    return cfg, metrics, out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _train_session_runs_at_once(request: pytest.FixtureRequest) -> None:
+    """Under pytest-xdist, worker gw0 trains ``tiny_run`` and gw1 ``devise_run`` first, at the
+    same time, when the session has tests that use them; otherwise both workers soon need the
+    same run and one of them waits idle for it."""
+    if XDIST_WORKER not in ("gw0", "gw1"):
+        return
+    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    first = dict(zip(("gw0", "gw1"), TRAINED_FIXTURES, strict=True))[XDIST_WORKER]
+    if first in used:
+        request.getfixturevalue(first)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Train the tiny run once per session; returns its config, metrics and checkpoint."""
-    import train
-
-    out = tmp_path_factory.mktemp("tiny_run")
-    cfg = compose_train(out, *TINY_RUN, f"paths.data_dir={out / 'data'}")
-    metrics = train.train(cfg)
+    cfg, metrics, out = session_run(tmp_path_factory, "tiny_run", TINY_RUN)
     return {"cfg": cfg, "metrics": metrics, "dir": out, "ckpt": out / "checkpoints" / "last.ckpt"}
 
 
@@ -112,11 +178,7 @@ DEVISE_RUN = (
 @pytest.fixture(scope="session")
 def devise_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Train the small DeViSE run once per session; returns its config, metrics and checkpoint."""
-    import train
-
-    out = tmp_path_factory.mktemp("devise_run")
-    cfg = compose_train(out, *DEVISE_RUN, f"paths.data_dir={out / 'data'}")
-    metrics = train.train(cfg)
+    cfg, metrics, out = session_run(tmp_path_factory, "devise_run", DEVISE_RUN)
     return {
         "cfg": cfg,
         "metrics": metrics,

@@ -1,9 +1,13 @@
-"""Helpers several test files use: files in the formats the code reads, and running `train.py`."""
+"""Helpers several test files use: files in the formats the code reads, running `train.py`, and
+running a command-line module's ``main`` in this process."""
 
 from __future__ import annotations
 
+import importlib
+import io
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from PIL import Image
@@ -59,3 +63,28 @@ def write_vec(path: Path, table: dict[str, list[float]], header: bool = True) ->
 def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(REPO_ROOT / "train.py"), f"hydra.run.dir={cwd / 'run'}", *overrides]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def run_module(module: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` run in this process: ``main(argv)``'s exit status, stdout and
+    stderr as the interpreter gives them (a ``SystemExit`` message goes to stderr with status
+    1), with ``stdin`` as standard input. A new interpreter costs seconds of importing torch per
+    call; each CLI keeps one test through a real process for what only a process shows."""
+    main = importlib.import_module(module).main
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code
+                if code is None:
+                    code = 0
+                elif not isinstance(code, int):
+                    print(code, file=sys.stderr)
+                    code = 1
+    finally:
+        sys.stdin = saved_stdin
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())

@@ -31,13 +31,13 @@ pytestmark = pytest.mark.train
 TOY_MODEL = ("~model", "+model={_target_:tests.toy.make_toy_module,optimizer:adam,n_groups:2}")
 
 
-def test_train_py_trains_and_prints_checkpoint_last(tmp_path: Path) -> None:
+def test_train_py_trains_and_prints_checkpoint_last(tmp_path: Path, data_dir: Path) -> None:
     overrides = [o for o in TINY_RUN if not o.startswith(("logger=", "trainer.max_epochs"))]
     proc = run_train(
         *overrides,
         "data.train.n_pairs=500",
         "trainer.max_epochs=1",
-        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.data_dir={data_dir}",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -51,12 +51,18 @@ def test_train_py_trains_and_prints_checkpoint_last(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="needs a machine with fewer than 2 GPUs")
 def test_gpus_without_enough_cuda_is_one_clear_line(tmp_path: Path) -> None:
-    proc = run_train("trainer.gpus=2", cwd=tmp_path)
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines() == [
-        f"error: trainer.gpus=2 but CUDA sees {torch.cuda.device_count()} GPU(s); use "
-        "trainer.gpus=null to run on the CPU, or trainer=ddp_cpu to try DDP on CPU processes"
+    """Also the run directory used twice: the first run's saved config is kept as .hydra.1/."""
+    for attempt in range(2):
+        proc = run_train("trainer.gpus=2", f"seed={attempt}", cwd=tmp_path)
+        assert proc.returncode != 0
+        assert proc.stderr.strip().splitlines() == [
+            f"error: trainer.gpus=2 but CUDA sees {torch.cuda.device_count()} GPU(s); use "
+            "trainer.gpus=null to run on the CPU, or trainer=ddp_cpu to try DDP on CPU processes"
+        ]
+    saved = [
+        OmegaConf.load(tmp_path / "run" / d / "config.yaml").seed for d in (".hydra.1", ".hydra")
     ]
+    assert saved == [0, 1], "the second run kept the first run's config beside its own"
 
 
 def test_unknown_model_name_lists_the_choices(tmp_path: Path) -> None:
@@ -152,9 +158,11 @@ def test_train_py_seq2seq_on_two_cpu_processes(tmp_path: Path) -> None:
     # 411 train pairs: not a multiple of 2 ranks x 32
     # with every AWD-LSTM regulariser on: DropConnect's weights reach the fused kernels through
     # functional_call, and DDP must still receive each parameter's gradient
+    # (the encoder without dropout between layers stays one fused multi-layer GRU, the decoder
+    # runs layer by layer: weight drop on both paths)
     awd = [f"model.net.{side}_{name}=0.2" for side in ("enc", "dec") for name in REGULARISER_RATES]
     rows, _ = run_ddp(tmp_path, TINY_RUN, "data.train.n_pairs=457", *awd, "model.net.ar_alpha=1",
-                      "model.net.tar_beta=1")  # fmt: skip
+                      "model.net.tar_beta=1", "model.net.enc_locked_hidden=0.0")  # fmt: skip
     steps = {r["step"] for r in rows if r["train/lr"]}
     # at least ceil(411 / (2 x 32)) = 7 batches per rank per epoch; the sort-ish sampler may use
     # 5% more for cheaper boundaries, rounded up to equal counts: 8
@@ -257,6 +265,25 @@ def test_tuned_experiments_share_the_recipe(
         assert (forcing.start, forcing.end) == (1.0, 1.0)  # full teacher forcing
 
 
+SEQ2SEQ_EXPERIMENTS = sorted(
+    p.stem for p in (REPO_ROOT / "configs" / "experiment").glob("seq2seq*.yaml")
+)
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ_EXPERIMENTS)
+def test_experiments_keep_every_regulariser_off(tmp_path: Path, name: str) -> None:
+    """The AWD-LSTM switches came after these recipes' results: none may move them, except the
+    recipe the study chose (``seq2seq_awd``), which sets its own."""
+    cfg = compose_train(tmp_path, f"experiment={name}", "data=tatoeba_questions")
+    net = cfg.model.net
+    rates = {f"{side}_{rate}": net[f"{side}_{rate}"] for side in ("enc", "dec")
+             for rate in REGULARISER_RATES}  # fmt: skip
+    rates |= {"ar_alpha": net.ar_alpha, "tar_beta": net.tar_beta}
+    assert len(rates) == 14
+    on = {key: value for key, value in rates.items() if value != 0.0}
+    assert on == AWD_RECIPE.get(name, {}), on
+
+
 def test_callbacks_are_importable_by_name() -> None:
     assert OneCycleScheduler.__module__ == "callbacks.one_cycle"
     assert TeacherForcingScheduler.__module__ == "callbacks.teacher_forcing"
@@ -330,10 +357,12 @@ def test_train_py_devise_on_two_cpu_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("logger", ["csv", "tensorboard"])
-def test_loggers_get_the_same_metric_names_and_the_config(tmp_path: Path, logger: str) -> None:
+def test_loggers_get_the_same_metric_names_and_the_config(
+    tmp_path: Path, data_dir: Path, logger: str
+) -> None:
     overrides = [o for o in DEVISE_RUN if not o.startswith(("logger=", "trainer.max_epochs"))]
     cfg = compose_train(tmp_path, *overrides, f"logger={logger}", "trainer.max_epochs=1",
-                        f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+                        f"paths.data_dir={data_dir}")  # fmt: skip
     train.train(cfg)
     names = (
         "train/loss",
@@ -384,12 +413,12 @@ def test_tensorboard_gets_samples_as_a_table_and_heatmaps(tmp_path: Path) -> Non
     assert (tmp_path / "samples" / "step0000007.tsv").is_file(), "the files are still written"
 
 
-def test_main_returns_the_optimized_metric_for_sweepers(tmp_path: Path) -> None:
+def test_main_returns_the_optimized_metric_for_sweepers(tmp_path: Path, data_dir: Path) -> None:
     """`main()` returns the best value of `optimized_metric` (DeViSE: val/loss, its checkpoint's
     monitor), as a Hydra sweeper reads it."""
     overrides = [o for o in DEVISE_RUN if not o.startswith("trainer.max_epochs")]
     cfg = compose_train(tmp_path, *overrides, "trainer.max_epochs=3",
-                        f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+                        f"paths.data_dir={data_dir}")  # fmt: skip
     assert cfg.optimized_metric == "val/loss"
     value = train.main(cfg)
     with open(tmp_path / "csv" / "version_0" / "metrics.csv") as f:
@@ -404,6 +433,8 @@ def test_main_returns_the_optimized_metric_for_sweepers(tmp_path: Path) -> None:
 
 
 # A translator run of seconds: 400 pairs, no vectors, 16-wide layers.
+# What `experiment=seq2seq_awd` turns on (the study's choice; README "Regularising seq2seq").
+AWD_RECIPE: dict[str, dict[str, float]] = {}
 SMALL_SEQ2SEQ = (
     "data.train.n_pairs=400",
     "data.src_vectors.kind=none",
@@ -440,11 +471,13 @@ def test_a_wheel_install_finds_its_configs_from_any_directory(tmp_path: Path) ->
 
     source = tmp_path / "source"
     anywhere = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ruff_cache", ".pytest_cache")
-    top = {".venv", ".git", "logs", "data", "build", "dist", "outputs", "wandb"}  # not configs/data
+    top = {"logs", "data", "build", "dist", "outputs", "wandb"}  # not configs/data
 
     def ignore(folder: str, names: list[str]) -> set[str]:
-        at_top = Path(folder) == REPO_ROOT
-        return set(anywhere(folder, names)) | ({n for n in names if n in top} if at_top else set())
+        if Path(folder) != REPO_ROOT:
+            return set(anywhere(folder, names))
+        hidden = {n for n in names if n.startswith(".")}  # .venv*, .git, .hypothesis, caches
+        return set(anywhere(folder, names)) | {n for n in names if n in top} | hidden
 
     shutil.copytree(REPO_ROOT, source, ignore=ignore)
     wheels, site, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
@@ -505,7 +538,8 @@ def test_awd_study_runs_resumes_from_its_storage_and_reports_importance(tmp_path
     a second sweep continues the same study (3 trials, job folders by trial number), and
     `python -m lit_common.study` reads the storage."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    small = [*SMALL_SEQ2SEQ, "trainer.max_epochs=1", "data=synthetic", "trainer=cpu"]
+    small = [*SMALL_SEQ2SEQ, "trainer.max_epochs=1", "+trainer.limit_train_batches=4",
+             "logger=csv", "data=synthetic", "trainer=cpu"]  # fmt: skip
 
     def sweep(n_trials: int) -> None:
         cmd = [sys.executable, str(REPO_ROOT / "train.py"), "-m", "hparams_search=seq2seq_awd",
@@ -527,6 +561,7 @@ def test_awd_study_runs_resumes_from_its_storage_and_reports_importance(tmp_path
         net[f"{side}_{name}"] == 0.0 for side in ("enc", "dec") for name in REGULARISER_RATES
     )
     assert config.trainer.max_epochs == 1 and config.data.train.n_pairs == 400
+    assert config.trainer.limit_train_batches == 4
     best = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
     assert "model.net.enc_weight_drop" in best.best_params and 0.0 <= best.best_value <= 100.0
     proc = subprocess.run(
@@ -540,7 +575,8 @@ def test_awd_study_runs_resumes_from_its_storage_and_reports_importance(tmp_path
     assert (
         set(result["importance_fanova"]) == set(result["importance_mdi"]) == set(best.best_params)
     )
-    assert sorted(Path(f).name for f in result["figures"]) == ["importance.png", "slice.png"]
+    figures = sorted(Path(f).name for f in result["figures"])
+    assert figures == ["importance.png", "importance_mdi.png", "slice.png"]
     devise = compose_train(tmp_path / "d", "model=devise", "hparams_search=devise_optuna")
     assert devise.optimized_metric == "val/loss"
 
@@ -569,13 +605,13 @@ def test_awd_study_runs_resumes_from_its_storage_and_reports_importance(tmp_path
     ],
 )
 def test_bad_settings_are_one_error_line(
-    tmp_path: Path, overrides: tuple[str, ...], message: str
+    tmp_path: Path, data_dir: Path, overrides: tuple[str, ...], message: str
 ) -> None:
     """Every bad setting, whichever package checks it, derives from InputError: ``main`` ends in
     one ``error:`` line naming the key, the value and what is valid (SystemExit, status 1)."""
     small = [] if overrides[0] == "model=devise" else list(SMALL_SEQ2SEQ)
     cfg = compose_train(tmp_path, *small, *overrides, "logger=csv", "trainer=cpu",
-                        f"paths.data_dir={tmp_path / 'data'}")  # fmt: skip
+                        f"paths.data_dir={data_dir}")  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         train.main(cfg)
     error = str(exit_info.value.code)

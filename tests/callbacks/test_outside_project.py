@@ -38,14 +38,28 @@ CASES = [
 ]
 
 
-def run_project(project: Path, out: Path, namespace: str, devices: int, *extra: str) -> None:
+def start_project(
+    project: Path, out: Path, namespace: str, devices: int, *extra: str
+) -> tuple[list[str], subprocess.Popen[str]]:
     env = {**os.environ, "PYTHONPATH": str(project), "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "fit_with_callbacks.py", "--out", str(out), "--namespace", namespace]
     cmd += ["--devices", str(devices), *extra]
-    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
-    crashed = "--crash-at" in extra
-    if (proc.returncode != 0) != crashed or (crashed and "simulated crash" not in proc.stderr):
-        raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    proc = subprocess.Popen(
+        cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return cmd, proc
+
+
+def finish_project(started: tuple[list[str], subprocess.Popen[str]]) -> None:
+    cmd, proc = started
+    stdout, stderr = proc.communicate(timeout=600)
+    crashed = "--crash-at" in cmd
+    if (proc.returncode != 0) != crashed or (crashed and "simulated crash" not in stderr):
+        raise AssertionError(f"{cmd} exited {proc.returncode}:\n{stdout}\n{stderr}")
+
+
+def run_project(project: Path, out: Path, namespace: str, devices: int, *extra: str) -> None:
+    finish_project(start_project(project, out, namespace, devices, *extra))
 
 
 def read_ranks(out: Path, devices: int) -> list[dict]:
@@ -65,7 +79,21 @@ def test_outside_project_schedules_with_crash_and_resume(
     )
     shutil.copy(SCRIPT, project)
 
-    run_project(project, tmp_path / "full", namespace, devices)
+    # The uninterrupted run and the run that crashes are independent: both at once (most of each
+    # is a new interpreter importing Lightning, one core's work).
+    crash_step = total // 3 + 2  # mid-epoch of the second epoch
+    full_run = start_project(project, tmp_path / "full", namespace, devices)
+    crash_run = start_project(
+        project, tmp_path / "crash", namespace, devices, "--crash-at", str(crash_step)
+    )
+    try:
+        finish_project(full_run)
+        finish_project(crash_run)
+    finally:
+        for _, proc in (full_run, crash_run):
+            if proc.poll() is None:  # one failed or timed out: no process outlives the test
+                proc.kill()
+                proc.communicate()
     full = read_ranks(tmp_path / "full", devices)
     assert Path(full[0]["callbacks_file"]).is_relative_to(project), "imports the copied package"
 
@@ -87,8 +115,6 @@ def test_outside_project_schedules_with_crash_and_resume(
         assert other["steps"] == full[0]["steps"]
         assert other["train_pr_force"] == full[0]["train_pr_force"]
 
-    crash_step = total // 3 + 2  # mid-epoch of the second epoch
-    run_project(project, tmp_path / "crash", namespace, devices, "--crash-at", str(crash_step))
     checkpoint = tmp_path / "crash" / "ckpt" / f"step={crash_step}.ckpt"
     assert checkpoint.exists()
     run_project(project, tmp_path / "resumed", namespace, devices, "--resume", str(checkpoint))

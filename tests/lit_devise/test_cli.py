@@ -14,10 +14,10 @@ from lit_common.checkpoint import CheckpointError
 from lit_devise import index as index_cli
 from lit_devise import search as search_cli
 from lit_devise.knn import KnnError
-from tests.helpers import write_unreadable
+from tests.helpers import run_module, write_unreadable
 
-# Fits models (seconds each): `make test-unit` leaves these out.
-pytestmark = pytest.mark.train
+# Fits models (seconds each): `make test-unit` leaves these out. One worker builds the index.
+pytestmark = [pytest.mark.train, pytest.mark.xdist_group("devise_index")]
 
 LINE = re.compile(r"^(\d+) (-?\d+\.\d+) (.+)$")
 
@@ -38,6 +38,8 @@ def built(devise_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
+    """A real ``python -m`` process: what only a process shows (warnings at import, the exit
+    status the interpreter gives, no traceback)."""
     return subprocess.run(
         [sys.executable, "-m", *args], capture_output=True, text=True, timeout=120
     )
@@ -92,7 +94,7 @@ def test_search_cli_round_trip_writes_grids(built: dict[str, Any], tmp_path: Pat
     assert [s for _, s, _ in rows] == sorted((s for _, s, _ in rows), reverse=True)
     assert (tmp_path / "text.png").stat().st_size > 1000
     query = next((built["images"] / "green_square").iterdir())
-    proc = run(
+    proc = run_module(
         "lit_devise.search",
         "--index",
         str(built["index"]),
@@ -120,7 +122,7 @@ def test_bad_queries_get_one_clear_line(built: dict[str, Any], tmp_path: Path) -
         (["--index", str(built["index"]), "--image", str(tmp_path / "x.jpg")], "does not exist"),
     ]
     for args, message in cases:
-        proc = run("lit_devise.search", *args)
+        proc = run_module("lit_devise.search", *args)
         assert proc.returncode == 1 and message in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("error: "), proc.stderr
     proc = run(
@@ -170,8 +172,8 @@ def test_an_index_folder_and_its_images_can_move(built: dict[str, Any], tmp_path
     moved = search_cli.search(moved_index, text="green", k=4, images_root=str(images))
     assert [(r, s) for r, s, _ in moved] == [(r, s) for r, s, _ in before]
     assert all(Path(p).is_file() and Path(p).is_relative_to(images) for _, _, p in moved)
-    proc = run("lit_devise.search", "--index", str(moved_index), "--text", "green", "--k", "2",
-               "--images-root", str(images))  # fmt: skip
+    proc = run_module("lit_devise.search", "--index", str(moved_index), "--text", "green",
+                      "--k", "2", "--images-root", str(images))  # fmt: skip
     assert proc.returncode == 0 and all(str(images) in p for _, _, p in parse(proc.stdout))
 
 
@@ -188,7 +190,7 @@ def test_an_id_that_leaves_the_indexed_folder_is_refused(
     (tampered / "images" / "index.json").write_text(json.dumps(meta))
     proc = run("lit_devise.search", "--index", str(tampered), "--text", "red", "--k", "2")
     assert proc.returncode == 1 and proc.stdout == "", proc.stdout
-    assert proc.stderr.strip() == (
+    assert proc.stderr.strip() == (  # the whole stderr of a real process: no warning, no log line
         "error: image id '../../../../etc/passwd' leaves the indexed folder; the index is damaged"
     )
 
@@ -204,13 +206,13 @@ def test_search_out_is_written_exactly_where_asked(built: dict[str, Any], tmp_pa
     ]:
         if out.name == "grid.png":
             out.parent.write_text("a file, not a folder")
-        proc = run(*base, "--out", str(out))
+        proc = run_module(*base, "--out", str(out))
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(err) == 1 and message in err[0], proc.stderr
         assert proc.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # nothing else written
     target = tmp_path / "deep" / "grid.svg"
-    proc = run(*base, "--out", str(target))
+    proc = run_module(*base, "--out", str(target))
     assert proc.returncode == 0 and f"grid: {target}" in proc.stderr
     assert target.read_bytes().lstrip().startswith(b"<?xml")
     assert sorted(p.name for p in target.parent.iterdir()) == ["grid.svg"]  # no temporary left
@@ -226,23 +228,27 @@ def test_search_out_is_written_exactly_where_asked(built: dict[str, Any], tmp_pa
     ],
 )
 def test_search_flags_are_checked_in_one_line(
-    built: dict[str, Any], flags: list[str], message: str
+    tmp_path: Path, flags: list[str], message: str
 ) -> None:
-    proc = run("lit_devise.search", "--index", str(built["index"]), "--text", "red", *flags)
+    """Refused while parsing, before the index (here a folder without one) is read."""
+    proc = run_module("lit_devise.search", "--index", str(tmp_path), "--text", "red", *flags)
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1 and message in err[0], proc.stderr
 
 
-def test_index_flags_are_checked_in_one_line(built: dict[str, Any], tmp_path: Path) -> None:
-    base = ["--ckpt", str(built["ckpt"]), "--images", str(built["images"]), "--out", str(tmp_path)]
+def test_index_flags_are_checked_in_one_line(tmp_path: Path) -> None:
+    """Refused while parsing, before the checkpoint (here not one) or any image is read."""
+    unread = tmp_path / "unread.ckpt"
+    unread.write_bytes(b"not a checkpoint")
+    base = ["--ckpt", str(unread), "--images", str(tmp_path), "--out", str(tmp_path / "idx")]
     for flags, message in [
         (["--batch-size", "0"], "argument --batch-size: 0 is out of range"),
         (["--query-words", "-1"], "argument --query-words: -1 is out of range"),
         (["--device", "cuda:7"], "argument --device: cuda:7"),
         (["--backend", "annoy"], "argument --backend: invalid choice: 'annoy'"),
-        (["--out", str(built["ckpt"])], "argument --out: " + str(built["ckpt"]) + " exists and is"),
+        (["--out", str(unread)], f"argument --out: {unread} exists and is not a folder"),
     ]:
-        proc = run("lit_devise.index", *base, *flags)
+        proc = run_module("lit_devise.index", *base, *flags)
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(err) == 1 and message in err[0], proc.stderr
 
@@ -257,7 +263,7 @@ def test_a_swapped_native_file_is_refused_before_the_native_library(
     tampered = tmp_path / "idx"
     shutil.copytree(built["index"], tampered)
     shutil.copy(tampered / "labels" / "faiss.index", tampered / "images" / "faiss.index")
-    proc = run("lit_devise.search", "--index", str(tampered), "--text", "red", "--k", "2")
+    proc = run_module("lit_devise.search", "--index", str(tampered), "--text", "red", "--k", "2")
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         f"error: {tampered / 'images'} is not a usable index: {tampered / 'images' / 'index.json'}"
@@ -270,8 +276,8 @@ def test_an_images_root_that_is_not_a_folder_is_refused(
     built: dict[str, Any], tmp_path: Path
 ) -> None:
     """Results under a folder that does not exist would be paths to nothing."""
-    proc = run("lit_devise.search", "--index", str(built["index"]), "--text", "red",
-               "--images-root", str(tmp_path / "moved_nowhere"))  # fmt: skip
+    proc = run_module("lit_devise.search", "--index", str(built["index"]), "--text", "red",
+                      "--images-root", str(tmp_path / "moved_nowhere"))  # fmt: skip
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.strip() == (
         f"error: --images-root {tmp_path / 'moved_nowhere'} is not a folder; give where the "
@@ -322,7 +328,7 @@ def test_image_queries_refuse_a_checkpoint_other_than_the_indexs(
     for kwargs in ({}, {"ckpt": str(tiny_run["ckpt"])}):
         with pytest.raises(CheckpointError, match="is not the one this index was built with"):
             search_cli.search(index, image=image, k=3, **kwargs)
-    proc = run("lit_devise.search", "--index", str(index), "--image", image, "--k", "2")
+    proc = run_module("lit_devise.search", "--index", str(index), "--image", image, "--k", "2")
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith(f"error: checkpoint {copy} is not the one this index was built")
     del info["ckpt_digest"]  # an index of an earlier format

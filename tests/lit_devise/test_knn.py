@@ -172,3 +172,18 @@ def test_vectors_that_are_pickles_nan_or_another_shape_are_refused(tmp_path: Pat
         with pytest.raises(KnnError) as err:
             KnnIndex.load(folder)
         assert message in str(err.value), err.value
+
+
+def test_faiss_threads_do_not_leak_into_torch(data: tuple) -> None:
+    """One OpenMP runtime serves faiss and torch: the index's thread count holds only while it
+    builds and searches, so a training process keeps its own intra-op threads afterwards."""
+    import torch
+
+    points, queries = data
+    before = torch.get_num_threads()
+    other = 3 if before != 3 else 2
+    for kind in ({"hnsw_threshold": 10**6}, {"hnsw_threshold": 1}):  # flat and HNSW
+        index = KnnIndex("faiss", threads=other, **kind).build(points, list(map(str, range(2003))))
+        assert torch.get_num_threads() == before
+        index.search(queries, k=5)
+        assert torch.get_num_threads() == before

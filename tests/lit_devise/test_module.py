@@ -55,14 +55,14 @@ def test_checkpoint_errors(tmp_path: Path, tiny_run: dict[str, Any]) -> None:
         DeviseModule.from_checkpoint(truncated)
 
 
-def test_precompute_needs_the_same_frozen_backbone(tmp_path: Path) -> None:
+def test_precompute_needs_the_same_frozen_backbone(tmp_path: Path, data_dir: Path) -> None:
     import train
     from tests.conftest import DEVISE_RUN, compose_train
 
     cfg = compose_train(
         tmp_path,
         *DEVISE_RUN,
-        f"paths.data_dir={tmp_path}",
+        f"paths.data_dir={data_dir}",
         "data.precompute=true",
         "model.net.freeze=false",
     )

@@ -1,5 +1,6 @@
-"""BLEU as other toolkits score it: spaCy English tokens, lowercased, sacreBLEU ``tokenize="none"``,
-several references per repeated source; the summed-statistics metric equals sacreBLEU's."""
+"""This project's BLEU: sacreBLEU's corpus BLEU with ``tokenize="none"`` on spaCy English tokens,
+lowercased, several references per repeated source (its choices, README "BLEU"); the
+summed-statistics metric equals sacreBLEU's on the same input."""
 
 from __future__ import annotations
 

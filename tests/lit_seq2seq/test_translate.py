@@ -17,6 +17,7 @@ from lit_seq2seq.module import Seq2SeqModule
 from lit_seq2seq.search import beam_search
 from lit_seq2seq.translate import Translator, main
 from tests.conftest import REPO_ROOT
+from tests.helpers import run_module
 
 # Fits models (seconds each): `make test-unit` leaves these out.
 pytestmark = pytest.mark.train
@@ -25,6 +26,8 @@ QUESTIONS = ["Où est la maison du médecin ?", "Qui voit la voiture rouge ?"]
 
 
 def cli(*args: str) -> list[str]:
+    """A real process: streaming through a pipe is what only one shows; the other CLI tests run
+    ``main`` in this process (tests.helpers.run_module)."""
     return [sys.executable, "-m", "lit_seq2seq.translate", *args]
 
 
@@ -43,9 +46,9 @@ def test_cli_prints_one_natural_line_per_sentence(
 
 def test_cli_reads_stdin_and_beam_search(tiny_run: dict[str, Any]) -> None:
     lines = "\n".join([*QUESTIONS, "", QUESTIONS[0]]) + "\n"
-    proc = subprocess.run(
-        cli("--ckpt", str(tiny_run["ckpt"]), "--beam", "3", "--batch-size", "2"),
-        input=lines, capture_output=True, text=True, cwd=REPO_ROOT,
+    proc = run_module(
+        "lit_seq2seq.translate", "--ckpt", str(tiny_run["ckpt"]), "--beam", "3", "--batch-size",
+        "2", stdin=lines.encode(),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
@@ -73,13 +76,11 @@ def test_stdin_is_streamed_line_by_line(tiny_run: dict[str, Any]) -> None:
 
 def test_an_undecodable_line_costs_no_other_line(tiny_run: dict[str, Any]) -> None:
     data = (QUESTIONS[0] + "\n").encode() + b"caf\xe9 ?\n" + (QUESTIONS[1] + "\n").encode()
-    proc = subprocess.run(
-        cli("--ckpt", str(tiny_run["ckpt"])), input=data, capture_output=True, cwd=REPO_ROOT
-    )
+    proc = run_module("lit_seq2seq.translate", "--ckpt", str(tiny_run["ckpt"]), stdin=data)
     assert proc.returncode == 1, proc.stderr  # 1: a line was not translated
-    out = proc.stdout.decode().splitlines()
+    out = proc.stdout.splitlines()
     assert len(out) == 3 and out[0] and out[1] == "" and out[2]
-    assert b"error: line 2: byte 0xe9 at column 4 is not UTF-8" in proc.stderr
+    assert "error: line 2: byte 0xe9 at column 4 is not UTF-8" in proc.stderr
 
 
 def test_beam_one_is_greedy_and_batching_changes_nothing(tiny_run: dict[str, Any]) -> None:
@@ -98,24 +99,18 @@ def test_beam_one_is_greedy_and_batching_changes_nothing(tiny_run: dict[str, Any
     assert [t.text for t in beam(sentences)] == [beam([s])[0].text for s in sentences]
 
 
-def test_cli_rejects_a_missing_checkpoint_and_bad_flags(
-    tiny_run: dict[str, Any], tmp_path: Path, capsys: Any
-) -> None:
+def test_cli_rejects_a_missing_checkpoint_and_bad_flags(tmp_path: Path, capsys: Any) -> None:
     assert main(["--ckpt", str(tmp_path / "nope.ckpt"), "bonjour"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    unread = tmp_path / "unread.ckpt"  # the flags are refused before any checkpoint is read
+    unread.write_bytes(b"not a checkpoint")
     for flags, message in (
         (["--batch-size", "0"], "argument --batch-size: 0 is out of range"),
         (["--beam", "0"], "argument --beam: 0 is out of range"),
         (["--max-len", "-3"], "argument --max-len: -3 is out of range"),
     ):
-        proc = subprocess.run(
-            cli("--ckpt", str(tiny_run["ckpt"]), *flags, "bonjour"),
-            capture_output=True, text=True, cwd=REPO_ROOT,
-        )  # fmt: skip
+        proc = run_module("lit_seq2seq.translate", "--ckpt", str(unread), *flags, "bonjour")
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     if not torch.cuda.is_available():
-        proc = subprocess.run(
-            cli("--ckpt", str(tiny_run["ckpt"]), "--device", "cuda", "bonjour"),
-            capture_output=True, text=True, cwd=REPO_ROOT,
-        )  # fmt: skip
+        proc = run_module("lit_seq2seq.translate", "--ckpt", str(unread), "--device", "cuda", "x")
         assert proc.returncode == 2 and "CUDA is not available" in proc.stderr
