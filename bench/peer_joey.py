@@ -190,7 +190,11 @@ def joey_config(data_dir: Path, model_dir: Path, validation_freq: int, seed: int
             },
         },
     }
-    return json.dumps(config, indent=1)  # JSON is YAML
+    import yaml
+
+    # YAML as Joey reads it (yaml.safe_load): JSON's 1e-08 would load as a string there, since
+    # YAML 1.1 floats need a dot; safe_dump writes 1.0e-08.
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
@@ -200,6 +204,13 @@ def log_time(line: str) -> float:
     """Seconds since the epoch of a Joey log line (``2026-12-05 18:00:00,123 - INFO - ...``)."""
     stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
     return stamp.timestamp()
+
+
+def answer_sigint() -> None:
+    """In Joey's process before it starts: SIGINT back to its default. A shell starts background
+    jobs (``cmd &``, ``nohup``) with SIGINT ignored and children inherit that, so Joey would
+    never see the interrupt that ends its budget and would train on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def train_for(
@@ -213,7 +224,9 @@ def train_for(
     cmd = [str(python), str(shim), "train", str(config), "--skip-test"]
     launched = time.monotonic()
     with (config.parent / "train.stdout").open("w") as stdout:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=answer_sigint
+        )
         try:
             started = None
             while proc.poll() is None:

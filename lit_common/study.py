@@ -122,6 +122,7 @@ def draw(study: Any, scores: dict[str, dict[str, float]], out: Path, seed: int =
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
     from optuna.importance import (
         FanovaImportanceEvaluator,
         MeanDecreaseImpurityImportanceEvaluator,
@@ -139,9 +140,13 @@ def draw(study: Any, scores: dict[str, dict[str, float]], out: Path, seed: int =
             "mean decrease in impurity",
         ),
     ):
-        ax = plot_param_importances(study, evaluator=evaluator, params=params)
+        # no params=: with it, Optuna 4's figure pairs the sorted bars with unsorted names
+        ax = plot_param_importances(study, evaluator=evaluator)
         fig = ax.figure
-        ax.set_yticks(ax.get_yticks(), [_short(t.get_text()) for t in ax.get_yticklabels()])
+        names = ax.yaxis.get_major_formatter()  # Optuna's, applied when the figure is drawn
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, pos, f=names: _short(f(x, pos))))
+        for loc in ("left", "right"):  # Optuna's own title sits on the left
+            ax.set_title("", loc=loc)
         ax.set_title(f"{study.study_name}: {title} over {completed(study)} trials")
         fig.set_size_inches(7.5, 0.35 * len(params) + 1.5)
         fig.tight_layout()

@@ -37,10 +37,33 @@ if XDIST_WORKER is not None and "OMP_NUM_THREADS" not in os.environ:
 TRAINED_FIXTURES = ("tiny_run", "devise_run")
 
 
+# Under pytest-xdist these files go out first (their tests start processes or fit models, 5 to 40
+# seconds each), so the run ends on short tests instead of one worker alone on a long one. Each
+# file's tests stay together and in order (module fixtures are built once).
+LONG_FILES = (
+    "tests/test_train.py",
+    "tests/test_resume.py",
+    "tests/callbacks/test_outside_project.py",
+    "tests/lit_devise/test_cli.py",
+    "tests/lit_seq2seq/test_realdata.py",
+    "tests/lit_seq2seq/test_translate_hostile.py",
+    "tests/lit_seq2seq/test_translate.py",
+    "tests/test_bad_inputs.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if set(getattr(item, "fixturenames", ())) & set(TRAINED_FIXTURES):
             item.add_marker(pytest.mark.train)
+    if XDIST_WORKER is not None:  # every worker sorts its collection the same way
+        rank = {name: i for i, name in enumerate(LONG_FILES)}
+
+        def file_rank(item: pytest.Item) -> int:
+            path = os.path.relpath(str(item.fspath), REPO_ROOT).replace(os.sep, "/")
+            return rank.get(path, len(LONG_FILES))
+
+        items.sort(key=file_rank)  # stable: the other files keep their order
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT
 
@@ -97,9 +98,34 @@ def test_the_peers_data_and_config_follow_the_recipe(tmp_path: Path) -> None:
     (tmp_path / "train.fr").write_text("où est-il ?\n" + "mot " * 31 + "\n")
     (tmp_path / "train.en").write_text("where is he ?\nwhy ?\n")
     assert peer_joey.epoch_size(tmp_path) == (1, 5)  # the 31-word source is filtered out
-    config = json.loads(peer_joey.joey_config(tmp_path, tmp_path / "m", 72, 1))
+    config = yaml.safe_load(peer_joey.joey_config(tmp_path, tmp_path / "m", 72, 1))  # as Joey
+    training = config["training"]
+    for key in ("learning_rate", "learning_rate_min", "clip_grad_norm", "label_smoothing"):
+        assert isinstance(training[key], float), (key, training[key])  # not the string "1e-08"
+    assert training["learning_rate_min"] == 1e-8
     assert config["training"]["validation_freq"] == 72 == config["training"]["logging_freq"]
     enc, dec = config["model"]["encoder"], config["model"]["decoder"]
     assert (enc["hidden_size"], enc["num_layers"], enc["bidirectional"]) == (256, 2, True)
     assert enc["embeddings"]["dropout"] == 0.15 and dec["hidden_dropout"] == 0.35
     assert dec["attention"] == "bahdanau" and config["model"]["tied_softmax"] is True
+
+
+def test_joey_hears_the_interrupt_even_when_started_from_a_background_job() -> None:
+    """A shell's background job ignores SIGINT and passes that on: the peer's process gets the
+    default back, so the SIGINT that ends its budget stops it."""
+    import signal
+    import subprocess
+    import sys
+
+    ask = (
+        "import signal; h = signal.getsignal(signal.SIGINT); print(h is signal.default_int_handler)"
+    )
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` starts a process
+    try:
+        inherited = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True)
+        restored = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True,
+                                  preexec_fn=peer_joey.answer_sigint)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert inherited.stdout.strip() == "False"  # still ignored: Python installs no handler
+    assert restored.stdout.strip() == "True"  # Ctrl-C and SIGINT raise KeyboardInterrupt

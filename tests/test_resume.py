@@ -19,9 +19,12 @@ from tests.toy import SimulatedCrash
 # Fits models (seconds each): `make test-unit` leaves these out.
 pytestmark = pytest.mark.train
 
+# The validation figures (heatmaps, search grids) are drawn from the weights and never feed
+# back into training: left out here, where only the weights are compared.
 SEQ2SEQ = [o for o in TINY_RUN if not o.startswith("trainer.max_epochs")] + [
     "data.train.n_pairs=500",  # 14 batches per epoch
     "trainer.max_epochs=3",
+    "model.n_heatmaps=0",
 ]
 # Every AWD-LSTM regulariser and word dropout on (lit_seq2seq/regularisers.py): their masks come
 # from the RNG the checkpoint restores, so a resumed run must still end bit-exactly. The encoder
@@ -37,6 +40,7 @@ SEQ2SEQ_AWD = [
 DEVISE = [o for o in DEVISE_RUN if not o.startswith("trainer.max_epochs")] + [
     "data.batch_size=32",  # 14 batches per epoch
     "trainer.max_epochs=3",
+    "model.n_grid_queries=0",
 ]
 
 

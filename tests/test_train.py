@@ -23,7 +23,7 @@ from lit_common.wandb_logger import WandbBestSummary
 from lit_devise.synthetic import make_shapes
 from lit_seq2seq.model import REGULARISER_RATES
 from tests.conftest import DEVISE_RUN, REPO_ROOT, TINY_RUN, compose_train
-from tests.helpers import run_train
+from tests.helpers import run_module, run_train
 
 # Fits models (seconds each): `make test-unit` leaves these out.
 pytestmark = pytest.mark.train
@@ -446,14 +446,36 @@ CONSOLE_SCRIPTS = ("lit-train", "lit-plot-schedules", "lit-translate", "lit-devi
                    "lit-devise-search")  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def console_help(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each console script's ``--help``, run from a directory that is not the repository; the
+    five processes start together (each is mostly a new interpreter importing torch)."""
+    where = tmp_path_factory.mktemp("anywhere")
+    started = {}
+    for script in CONSOLE_SCRIPTS:
+        exe = Path(sys.executable).parent / script
+        assert exe.is_file(), f"{exe} missing: install the project (make test does) first"
+        started[script] = subprocess.Popen(
+            [str(exe), "--help"], cwd=where, text=True, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+    done = {}
+    for script, proc in started.items():
+        out, err = proc.communicate(timeout=300)
+        done[script] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done
+
+
+@pytest.mark.xdist_group("console_scripts")
 @pytest.mark.parametrize("script", CONSOLE_SCRIPTS)
-def test_console_scripts_work_from_any_directory(tmp_path: Path, script: str) -> None:
+def test_console_scripts_work_from_any_directory(
+    console_help: dict[str, subprocess.CompletedProcess[str]], script: str
+) -> None:
     """After `pip install` (make test installs the project), each console script answers --help
     from a directory that is not the repository; `lit-train --help` lists only real choices."""
-    exe = Path(sys.executable).parent / script
-    assert exe.is_file(), f"{exe} missing: install the project (make test does) first"
-    proc = subprocess.run([str(exe), "--help"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = console_help[script]
     assert proc.returncode == 0, proc.stderr[-2000:]
     if script == "lit-train":
         assert "Examples:" in proc.stdout and "python train.py model=devise" in proc.stdout
@@ -564,11 +586,8 @@ def test_awd_study_runs_resumes_from_its_storage_and_reports_importance(tmp_path
     assert config.trainer.limit_train_batches == 4
     best = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
     assert "model.net.enc_weight_drop" in best.best_params and 0.0 <= best.best_value <= 100.0
-    proc = subprocess.run(
-        [sys.executable, "-m", "lit_common.study", "--storage", storage, "--study", "tiny",
-         "--out", str(tmp_path / "figures")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = run_module("lit_common.study", "--storage", storage, "--study", "tiny", "--out",
+                      str(tmp_path / "figures"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["completed_trials"] == 3 and result["best_value"] == best.best_value
