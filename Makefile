@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # `make test` spreads the tests over this many pytest-xdist workers (one torch thread each).
 TEST_WORKERS ?= 2
 
-.PHONY: train test test-unit test-all check format plot clean
+.PHONY: train test test-unit test-all check format plot clean browser demo
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,22 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 train: $(STAMP)  ## default training run; extra Hydra overrides: make train ARGS="trainer.max_epochs=1"
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP)  ## all but `slow`: unit, DDP, resume, and real-data tests when ../shared/data is there; prints the 20 slowest
+# Debian's chromium and its driver, for the demo page's browser test (tests/test_demo.py); root
+# or passwordless sudo installs them, otherwise that one test skips and says why.
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || (sudo -n true 2>/dev/null && echo "sudo -n apt-get"))
+
+browser:  ## install chromium + chromedriver (Debian packages) when missing
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ -z "$(APT)" ]; then echo "note: no chromium and no root to install it; the browser test skips"; \
+	else export DEBIAN_FRONTEND=noninteractive; \
+	  $(APT) install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { $(APT) update -q >/dev/null 2>&1 && $(APT) install -y -q chromium chromium-driver >/dev/null 2>&1; } || \
+	  echo "note: installing chromium failed; the browser test skips"; fi
+
+demo: $(STAMP)  ## serve the demo page: make demo ARGS="--translator CKPT --index DIR"
+	$(PY) app.py $(ARGS)
+
+test: $(STAMP) browser  ## all but `slow`: unit, DDP, resume, and real-data tests when ../shared/data is there; prints the 20 slowest
 	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
 test-unit: $(STAMP)  ## the fast tier: no translator/DeViSE fitting, DDP, slow or real-data tests

@@ -125,3 +125,52 @@ def best_checkpoint(trainer: Any) -> str:
         if path:
             return str(path)
     return ""
+
+
+def training_facts(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """What a checkpoint says about the run that wrote it, for people (the demo page shows it):
+    its epoch and step, the best score of each monitored ``ModelCheckpoint`` (``{"val/bleu":
+    53.2}``), the training time, and the config groups the run chose (``data``, ``experiment``,
+    ...) from its saved Hydra config, when ``<run>/.hydra/hydra.yaml`` is beside it. Entries it
+    cannot read are left out, never guessed."""
+    facts: dict[str, Any] = {}
+    for key in ("epoch", "global_step"):
+        if isinstance(checkpoint.get(key), int):
+            facts[key] = checkpoint[key]
+    states = checkpoint.get("callbacks")
+    best: dict[str, float] = {}
+    for name, state in (states or {}).items() if isinstance(states, dict) else ():
+        if not isinstance(state, dict):
+            continue
+        if str(name).startswith("ModelCheckpoint") and isinstance(state.get("monitor"), str):
+            score = state.get("best_model_score")
+            if isinstance(score, torch.Tensor) and score.numel() == 1:
+                score = score.item()
+            if isinstance(score, (int, float)):
+                best[state["monitor"]] = float(score)
+        elapsed = state.get("time_elapsed") if str(name) == "Timer" else None
+        if isinstance(elapsed, dict) and isinstance(elapsed.get("train"), (int, float)):
+            facts["train_seconds"] = float(elapsed["train"])
+    if best:
+        facts["best"] = best
+    choices = _run_choices(Path(path).parent.parent / ".hydra" / "hydra.yaml")
+    if choices:
+        facts["config"] = choices
+    return facts
+
+
+def _run_choices(hydra_yaml: Path) -> dict[str, str]:
+    """``hydra.runtime.choices`` of a run's saved Hydra config (group -> option), the groups
+    that matter to a reader: data, model, experiment, trainer."""
+    if not hydra_yaml.is_file():
+        return {}
+    try:
+        from omegaconf import OmegaConf
+
+        choices = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices")
+    except Exception:  # a damaged config says nothing about the run
+        return {}
+    if choices is None:
+        return {}
+    wanted = ("experiment", "data", "model", "trainer")
+    return {g: str(choices[g]) for g in wanted if choices.get(g) not in (None, "null")}

@@ -321,3 +321,11 @@ def check_config(cfg: Mapping[str, Any]) -> None:
                 walk(child, f"{path}[{i}]")
 
     walk(cfg, "")
+
+
+def whole(value: Any) -> Any:
+    """A float that is a whole number as an int (a web slider sends ``2.0`` for 2); anything
+    else unchanged, so an integer range's ``check`` still names a fractional or odd value."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -13,10 +13,12 @@ defining ``build_net(info)``; its datamodule implements ``ModelInfoSource``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from lit_common.checkpoint import CheckpointError, read_checkpoint
+from lit_common.checkpoint import CheckpointError, read_checkpoint, training_facts
 from lit_common.errors import InputError
 
 M = TypeVar("M", bound="BuiltFromData")
@@ -41,7 +43,8 @@ class BuiltFromData:
     Subclasses set ``info_key`` (the checkpoint entry, e.g. ``"translation"``), ``info_keys``
     (what ``model_info()`` must hold), ``info_what`` (how errors name a checkpoint without it)
     and ``train_command`` (what writes one), keep ``self.net = None`` and ``self.info = None``
-    until built, and define ``build_net``.
+    until built, and define ``build_net``. A module restored by ``from_checkpoint`` carries
+    ``facts``: what the checkpoint says about its run (``checkpoint.training_facts``).
     """
 
     info_key: ClassVar[str]
@@ -50,6 +53,7 @@ class BuiltFromData:
     train_command: ClassVar[str]
     net: Any
     info: dict[str, Any] | None
+    facts: Mapping[str, Any] = MappingProxyType({})  # set by from_checkpoint; read-only here
 
     def build_net(self, info: dict[str, Any]) -> None:
         """Create ``self.net`` (and any buffers) for ``info``; sets ``self.info``."""
@@ -182,6 +186,7 @@ class BuiltFromData:
                 f"{path}: the weights do not fit the network its hyper-parameters describe "
                 f"({_first_line(err)})"
             ) from None
+        module.facts = training_facts(checkpoint, path)
         return module.eval()  # type: ignore[attr-defined,no-any-return]
 
 

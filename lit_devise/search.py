@@ -13,11 +13,13 @@ refused.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+import torch
 
 from lit_common import cli
 from lit_common.checkpoint import CheckpointError
@@ -25,13 +27,14 @@ from lit_common.errors import InputError, check_choice
 from lit_common.ranges import Int
 from lit_common.schema import file_digest, read_json, require
 from lit_common.text import one_line
-from lit_devise.images import BAD_IMAGE_ERRORS, ImageDataError
+from lit_devise.images import BAD_IMAGE_ERRORS, ImageDataError, load_rgb
 from lit_devise.index import FORMAT as INDEX_FORMAT
-from lit_devise.index import embed_images
 from lit_devise.knn import KnnError, KnnIndex
 from lit_devise.module import DeviseModule
 from lit_devise.plots import Cell, save_grid
-from lit_devise.wordvecs import VectorsError, WordVectors
+from lit_devise.precompute import pick_device
+from lit_devise.transforms import eval_transform
+from lit_devise.wordvecs import SavedWords, VectorsError, WordVectors, query_words, some
 
 TARGETS = ("images", "labels")
 
@@ -74,20 +77,20 @@ def same_checkpoint(ckpt: str, info: dict[str, Any]) -> None:
         )
 
 
-def text_query(text: str, vectors_path: str | None, words_dir: Path | None = None) -> np.ndarray:
+def text_query(text: str, vectors_path: str | None, saved: SavedWords | None) -> np.ndarray:
     """The query's vector from ``vectors_path`` when given, else from the index's query words
-    (``words_dir``)."""
-    words = text.replace(",", " ").split()
+    (``saved``; None when the index keeps none)."""
+    words = query_words(text)
     if vectors_path:
         return WordVectors.load(vectors_path, words, allow_empty=True).query(text)
-    if words_dir is None or not (words_dir / "words.json").is_file():
+    if saved is None:
         raise VectorsError("the index keeps no query words (built without vectors); give --vectors")
-    table = WordVectors.load_saved(words_dir, words)
+    table = saved.select(words)
     missing = [w for w in words if w not in table]
     if missing:
         raise VectorsError(
-            f"no word vector for {missing} among the index's query words; rebuild the index with "
-            "a larger --query-words, or give --vectors FILE to look them up there"
+            f"no word vector for {some(missing)} among the index's query words; rebuild the index "
+            "with a larger --query-words, or give --vectors FILE to look them up there"
         )
     return table.query(text)
 
@@ -105,15 +108,124 @@ def image_path(info: dict[str, Any], image_id: str, images_root: str | None = No
     return str(Path(images_root or info["images_root"]) / relative)
 
 
-def image_query(image: str, ckpt: str, device: str = "auto") -> np.ndarray:
+def image_query(image: str, module: DeviseModule) -> np.ndarray:
+    """The unit embedding (dim,) of one image file by ``module`` (on its own device), under the
+    same pixel budget and decoding checks as indexing (``images.load_rgb``).
+
+    Raises:
+        ImageDataError: a missing file, or one that is not a readable image within the budget,
+            naming why.
+    """
     if not Path(image).is_file():
-        raise ImageDataError(f"query image {image!r} does not exist")
-    embedding, _, bad = embed_images(DeviseModule.from_checkpoint(ckpt), [image], 1, device)
-    if bad:
+        raise ImageDataError(f"query image {one_line(image)!r} does not exist")
+    assert module.devise is not None
+    try:
+        picture = load_rgb(image)
+    except BAD_IMAGE_ERRORS as err:
+        name = Path(image).name  # not the server's folder: a page shows this message
+        detail = str(err).removeprefix(f"{image}: ").replace(str(image), name)
         raise ImageDataError(
-            f"query image {image} is unreadable or over the pixel budget (see the log line above)"
-        )
-    return embedding[0]
+            f"query image {one_line(name)} is unreadable or over the pixel budget "
+            f"({one_line(detail) or type(err).__name__})"
+        ) from None
+    x = eval_transform(**module.devise["transform"])(picture).unsqueeze(0)
+    device = next(module.parameters()).device
+    with torch.no_grad():
+        return module.embed(x.to(device)).float().cpu().numpy()[0]
+
+
+class Searcher:
+    """An index folder opened once for many queries (``search`` and the demo page): its
+    ``index.json``, its ``images/`` and ``labels/`` indices (each loaded on first use), and for
+    image queries the checkpoint it was built with (checked by size and SHA-256, and loaded on
+    the first image query). Safe to share between threads.
+
+    Args:
+        index_dir: folder written by ``lit_devise.index``.
+        vectors: look text up in this vector file instead of the index's query words.
+        ckpt: checkpoint for image queries (default: the index's; must be that one).
+        images_root: where the indexed images are now.
+        device: where image queries are embedded (``auto``: CUDA when there is one).
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        vectors: str | None = None,
+        ckpt: str | None = None,
+        images_root: str | None = None,
+        device: str = "auto",
+    ) -> None:
+        if images_root is not None and not Path(images_root).is_dir():
+            raise InputError(
+                f"--images-root {one_line(images_root)} is not a folder; give where the images are"
+            )
+        self.folder = Path(index_dir)
+        self.info = _index_info(self.folder)
+        self.vectors, self.images_root, self.device = vectors, images_root, device
+        self.ckpt = ckpt or self.info["ckpt"]
+        self._indices: dict[str, KnnIndex] = {}
+        self._module: DeviseModule | None = None
+        self._words: SavedWords | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> str:
+        """The folder the images' ids are below."""
+        return self.images_root or self.info["images_root"]
+
+    def index(self, target: str) -> KnnIndex:
+        """The ``images`` or ``labels`` index, loaded once."""
+        check_choice("target", target, TARGETS)
+        with self._lock:
+            if target not in self._indices:
+                self._indices[target] = KnnIndex.load(self.folder / target)
+            return self._indices[target]
+
+    def module(self) -> DeviseModule:
+        """The index's checkpoint, checked and loaded once."""
+        with self._lock:
+            if self._module is None:
+                same_checkpoint(self.ckpt, self.info)
+                module = DeviseModule.from_checkpoint(self.ckpt)
+                self._module = module.to(pick_device(self.device)).eval()
+            return self._module
+
+    def saved_words(self) -> SavedWords | None:
+        """The index's query words, opened once; None when it keeps none."""
+        with self._lock:
+            if self._words is None and (self.folder / "words" / "words.json").is_file():
+                self._words = SavedWords(self.folder / "words")
+            return self._words
+
+    def text(self, text: str, k: int = 9, target: str = "images") -> list[tuple[int, float, str]]:
+        """Ranked ``(rank, cosine, label or path)`` for words (averaged); ranks start at 1."""
+        saved = None if self.vectors else self.saved_words()
+        return self.nearest(text_query(text, self.vectors, saved), k, target)
+
+    def image(self, image: str, k: int = 9, target: str = "images") -> list[tuple[int, float, str]]:
+        """Ranked ``(rank, cosine, label or path)`` for an image file's embedding."""
+        return self.nearest(self.embed(image), k, target)
+
+    def embed(self, image: str) -> np.ndarray:
+        """An image file's unit embedding (dim,) by the index's checkpoint."""
+        return image_query(image, self.module())
+
+    def nearest(self, query: np.ndarray, k: int, target: str) -> list[tuple[int, float, str]]:
+        """Ranked ``(rank, cosine, label or path)`` for a query vector."""
+        index = self.index(target)
+        scores, rows = index.search(query, k)
+        names = index.metadata.get("names")
+        results = []
+        for rank, (score, row) in enumerate(zip(scores[0], rows[0], strict=True), 1):
+            if row < 0:
+                continue
+            if names:
+                label = f"{names[row].split(',')[0]} ({index.ids[row]})"
+            else:
+                label = image_path(self.info, index.ids[row], self.images_root)
+            results.append((rank, float(score), label))
+        return results
 
 
 def search(
@@ -132,30 +244,10 @@ def search(
     if (text is None) == (image is None):
         raise InputError("give exactly one of text= and image=")
     check_choice("target", target, TARGETS)
-    if images_root is not None and not Path(images_root).is_dir():
-        raise InputError(
-            f"--images-root {one_line(images_root)} is not a folder; give where the images are"
-        )
-    folder = Path(index_dir)
-    info = _index_info(folder)
+    searcher = Searcher(index_dir, vectors, ckpt, images_root)
     if text is not None:
-        query = text_query(text, vectors, folder / "words")
-    else:
-        same_checkpoint(ckpt or info["ckpt"], info)
-        query = image_query(str(image), ckpt or info["ckpt"])
-    index = KnnIndex.load(folder / target)
-    scores, rows = index.search(query, k)
-    names = index.metadata.get("names")
-    results = []
-    for rank, (score, row) in enumerate(zip(scores[0], rows[0], strict=True), 1):
-        if row < 0:
-            continue
-        if names:
-            label = f"{names[row].split(',')[0]} ({index.ids[row]})"
-        else:
-            label = image_path(info, index.ids[row], images_root)
-        results.append((rank, float(score), label))
-    return results
+        return searcher.text(text, k, target)
+    return searcher.image(str(image), k, target)
 
 
 def grid_rows(

@@ -22,7 +22,7 @@ import numpy as np
 
 from lit_common.cache import load_array
 from lit_common.errors import InputError
-from lit_common.text import clean, decode, split_lines
+from lit_common.text import clean, decode, one_line, split_lines
 from lit_common.vectors import VectorsError, read_vec, vec_dimension
 
 log = logging.getLogger(__name__)
@@ -131,27 +131,6 @@ class WordVectors:
         np.save(folder / "vectors.npy", matrix.astype(np.float32))
         (folder / "words.json").write_text(json.dumps(words, ensure_ascii=False))
 
-    @classmethod
-    def load_saved(cls, folder: str | Path, words: Iterable[str]) -> WordVectors:
-        """The rows of ``words`` (any case) from a folder ``save`` wrote (memory-mapped: only
-        those rows are read).
-
-        Raises:
-            VectorsError: a folder without the two files, or files that disagree.
-        """
-        folder = Path(folder)
-        try:
-            saved = json.loads((folder / "words.json").read_text(encoding="utf-8"))
-            matrix = load_array(folder / "vectors.npy", mmap_mode="r")
-        except (OSError, ValueError, InputError) as err:
-            raise VectorsError(f"{folder}: no readable query words ({err})") from None
-        if not isinstance(saved, list) or matrix.ndim != 2 or len(saved) != len(matrix):
-            raise VectorsError(f"{folder}: words.json and vectors.npy disagree; rebuild the index")
-        row = {w: i for i, w in enumerate(saved)}
-        wanted = {w.lower() for w in words}
-        table = {w: np.array(matrix[row[w]]) for w in wanted if w in row}
-        return cls(table, f"{folder} ({len(saved)} query words)")
-
     def phrase(self, lemma: str) -> np.ndarray | None:
         """One lemma's vector: the lemma as one entry, else the mean of its words, else None."""
         for form in _forms(lemma):
@@ -181,13 +160,73 @@ class WordVectors:
         Raises:
             VectorsError: naming the words without a vector.
         """
-        words = [w for w in text.replace(",", " ").split() if w]
-        if not words:
-            raise VectorsError("empty text query")
+        words = query_words(text)
         missing = [w for w in words if w not in self]
         if missing:
-            raise VectorsError(f"no word vector for {missing} in {self.source or 'the vectors'}")
+            raise VectorsError(
+                f"no word vector for {some(missing)} in {self.source or 'the vectors'}"
+            )
         return np.mean([self.table[w.lower()] for w in words], axis=0)
+
+
+class SavedWords:
+    """A folder ``WordVectors.save`` wrote, opened once (its word list read, its matrix
+    memory-mapped) so that each query reads only its own rows.
+
+    Raises:
+        VectorsError: a folder without the two files, or files that disagree.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        try:
+            saved = json.loads((self.folder / "words.json").read_text(encoding="utf-8"))
+            self.matrix = load_array(self.folder / "vectors.npy", mmap_mode="r")
+        except (OSError, ValueError, InputError) as err:
+            raise VectorsError(f"{self.folder}: no readable query words ({err})") from None
+        if not isinstance(saved, list) or self.matrix.ndim != 2 or len(saved) != len(self.matrix):
+            raise VectorsError(
+                f"{self.folder}: words.json and vectors.npy disagree; rebuild the index"
+            )
+        self.row = {w: i for i, w in enumerate(saved)}
+
+    def select(self, words: Iterable[str]) -> WordVectors:
+        """The rows of ``words`` (any case) as a ``WordVectors``."""
+        wanted = {w.lower() for w in words}
+        table = {w: np.array(self.matrix[self.row[w]]) for w in wanted if w in self.row}
+        return WordVectors(table, f"{self.folder} ({len(self.row)} query words)")
+
+
+MAX_QUERY_WORDS = 64  # a text query averages at most this many words
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a text query: split on spaces, commas and control characters; invisible
+    characters (zero-width spaces, ...) dropped.
+
+    Raises:
+        VectorsError: no words, or more than ``MAX_QUERY_WORDS`` (a pasted document is not a
+            query, and its message would list thousands of words).
+    """
+    words = clean(text).replace(",", " ").split()  # control characters split words
+    if not words:
+        raise VectorsError('empty text query: give one or more words, e.g. "engine boat"')
+    if len(words) > MAX_QUERY_WORDS:
+        raise VectorsError(
+            f"a text query of {len(words):,} words; give at most {MAX_QUERY_WORDS} (their vectors "
+            "are averaged)"
+        )
+    return words
+
+
+def some(words: Sequence[str], shown: int = 10, chars: int = 40) -> str:
+    """``words`` for a message: the first ``shown``, each quoted, escaped onto one line and cut
+    to ``chars`` characters, then how many more (a pasted page must not become the message)."""
+    listed = ", ".join(
+        repr(one_line(w if len(w) <= chars else w[:chars] + "...")) for w in words[:shown]
+    )
+    more = f" and {len(words) - shown} more" if len(words) > shown else ""
+    return f"[{listed}]{more}"
 
 
 @dataclass

@@ -13,7 +13,8 @@ et al., arXiv:1609.08144, section 7); candidates that are still growing all have
 so the penalty only matters when they compete with finished ones. A sentence is done once its
 best-ranked hypothesis has finished (as in Joey NMT and OpenNMT) or it reaches its limit; it then
 leaves the batch, so the rest of the batch runs on fewer rows, and the result of a sentence does
-not depend on the batch it is in. With one beam this is greedy decoding.
+not depend on the batch it is in. With one beam this is greedy decoding. ``beam_hypotheses``
+returns each sentence's whole final beam (its n-best list, with scores); ``beam_search`` its best.
 """
 
 from __future__ import annotations
@@ -111,6 +112,26 @@ def length_penalty(length: int | torch.Tensor, alpha: float) -> float | torch.Te
     return ((5 + length) / 6) ** alpha
 
 
+@dataclass
+class Hypothesis:
+    """One hypothesis of a sentence's final beam.
+
+    Attributes:
+        ids: output ids, eos excluded.
+        log_prob: summed log-probability of its tokens (eos included when finished).
+        score: ``log_prob`` divided by the length penalty: what ranks the beam.
+        finished: it ended with eos (else the sentence reached its length limit, or the best
+            hypothesis finished while this one was still growing).
+        attention: (steps, src_len) weights, or None.
+    """
+
+    ids: list[int]
+    log_prob: float
+    score: float
+    finished: bool
+    attention: torch.Tensor | None
+
+
 @torch.no_grad()
 def beam_search(
     model: Seq2Seq,
@@ -133,6 +154,23 @@ def beam_search(
         alpha: length penalty exponent; 0 ranks by log-probability alone.
         return_attention: keep each hypothesis's attention weights (None for all without).
     """
+    beams = beam_hypotheses(model, src, src_lengths, beam_size, max_len, alpha, return_attention)
+    return [b[0].ids for b in beams], [b[0].attention for b in beams]
+
+
+@torch.no_grad()
+def beam_hypotheses(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_lengths: torch.Tensor,
+    beam_size: int,
+    max_len: int | None = None,
+    alpha: float = 1.0,
+    return_attention: bool = True,
+) -> list[list[Hypothesis]]:
+    """Every sentence's final beam, best first (the n-best list; ``beam_search`` keeps the
+    first): the up to ``beam_size`` hypotheses it held when it was done. Arguments as
+    ``beam_search``'s."""
     if beam_size < 1:
         raise InputError(f"beam_size={beam_size}: expected >= 1")
     n_sentences, k, device = src.size(0), beam_size, src.device
@@ -147,13 +185,34 @@ def beam_search(
     history = torch.zeros((n_sentences * k, 0), dtype=torch.long, device=device)
     attention: torch.Tensor | None = None  # (active * k, steps, src_len)
     prev = torch.full((n_sentences * k,), model.bos_idx, dtype=torch.long, device=device)
-    out_tokens: list[list[int]] = [[] for _ in range(n_sentences)]
-    out_attention: list[torch.Tensor | None] = [None] * n_sentences
+    out: list[list[Hypothesis]] = [[] for _ in range(n_sentences)]
 
-    def emit(sentence: int, row: int, length: int) -> None:
-        ids = history[row, :length].tolist()
-        out_tokens[sentence] = ids[:-1] if ids and ids[-1] == model.eos_idx else ids
-        out_attention[sentence] = attention[row, :length] if attention is not None else None
+    def emit(sentences: list[int]) -> None:
+        """Rows ``sentences`` of the active batch are done: each one's beam, ranked as the search
+        ranks (the whole batch's scores over its length penalties, as before the sentences
+        finish; a stable sort, so ties keep the lowest slot, as argmax would). Moved to Python
+        once per call, not per hypothesis."""
+        ranked = scores / length_penalty(lengths, alpha)  # (batch, k)
+        order = torch.sort(ranked, dim=-1, descending=True, stable=True).indices
+        rows = torch.tensor(sentences, device=device)
+        picked = [t[rows].tolist() for t in (order, ranked, scores, lengths, finished)]
+        for j, i in enumerate(sentences):
+            block = history[i * k : (i + 1) * k].tolist()
+            sentence = int(active[i])
+            slots, ranks, logps, lens, ends = (values[j] for values in picked)
+            for b in slots:
+                if logps[b] == float("-inf"):  # a slot never filled (vocabulary below k)
+                    continue
+                ids = block[b][: lens[b]]
+                out[sentence].append(
+                    Hypothesis(
+                        ids[:-1] if ids and ids[-1] == model.eos_idx else ids,
+                        logps[b],
+                        ranks[b],
+                        ends[b],
+                        attention[i * k + b, : lens[b]] if attention is not None else None,
+                    )
+                )
 
     for step in range(int(limits.max())):
         batch = active.numel()
@@ -184,13 +243,10 @@ def beam_search(
         # Done: the best-ranked hypothesis has finished, or the sentence reached its limit.
         done = finished[:, 0] | (step + 1 >= limits[active])  # (batch,)
         if bool(done.any()):
-            best = (scores / length_penalty(lengths, alpha)).argmax(-1)  # 0 when finished[:, 0]
-            for i in done.nonzero().view(-1).tolist():
-                b = int(best[i])
-                emit(int(active[i]), i * k + b, int(lengths[i, b]))
+            emit(done.nonzero().view(-1).tolist())
             keep = (~done).nonzero().view(-1)  # (still,)
             if keep.numel() == 0:
-                return out_tokens, out_attention
+                return out
             kept_rows = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
             active, scores, finished, lengths = (
                 active[keep],
@@ -202,4 +258,4 @@ def beam_search(
             state, memory = state.select(kept_rows), memory.select(kept_rows)
             if attention is not None:
                 attention = attention[kept_rows]
-    return out_tokens, out_attention  # every sentence is done by its limit
+    return out  # every sentence is done by its limit

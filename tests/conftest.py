@@ -45,6 +45,7 @@ LONG_FILES = (
     "tests/test_resume.py",
     "tests/callbacks/test_outside_project.py",
     "tests/lit_devise/test_cli.py",
+    "tests/test_demo.py",  # after both trained fixtures are ready: its server needs both
     "tests/lit_seq2seq/test_realdata.py",
     "tests/lit_seq2seq/test_translate_hostile.py",
     "tests/lit_seq2seq/test_translate.py",
@@ -52,10 +53,12 @@ LONG_FILES = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if set(getattr(item, "fixturenames", ())) & set(TRAINED_FIXTURES):
             item.add_marker(pytest.mark.train)
+    if XDIST_WORKER is not None and config.getvalue("loadgroup"):
+        _name_groups(items)
     if XDIST_WORKER is not None:  # every worker sorts its collection the same way
         rank = {name: i for i, name in enumerate(LONG_FILES)}
 
@@ -64,6 +67,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             return rank.get(path, len(LONG_FILES))
 
         items.sort(key=file_rank)  # stable: the other files keep their order
+
+
+def _name_groups(items: list[pytest.Item]) -> None:
+    """Give each ``xdist_group`` test its group's suffix (``...@demo``), which is how
+    ``--dist loadgroup`` sends a group to one worker. pytest-xdist 3.8 writes it to
+    ``item._nodeid``, which pytest 9 no longer reads (the id lives in ``item._id``), so without
+    this every group was spread over the workers and its module fixtures (a trained index, the
+    demo server) were built on each one."""
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # pytest < 9: pytest-xdist's own renaming works
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})  # fmt: skip
+        if names and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,9 @@
 """Import layering, read from the source (``ast``), so a wrong import fails here, not in a user's
 install: ``callbacks`` -> Lightning only; ``lit_common`` -> ``callbacks``; each model package ->
 ``lit_common`` and ``callbacks``, never another model; ``train.py`` -> ``lit_common`` only (models
-through the configs' ``_target_``). Tests and bench may import anything."""
+through the configs' ``_target_``); ``app.py`` (the demo page) composes the models' tabs, so it
+may import them all. Gradio only in the models' ``demo.py`` and in ``app.py``. Tests and bench may
+import anything."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ def allowed(package: str) -> set[str]:
         return {package, "callbacks"}
     if package == "train":
         return set(SHARED)
+    if package == "app":
+        return {*SHARED, *MODELS}
     return {package, "callbacks", *SHARED}
 
 
@@ -45,13 +49,13 @@ def project_imports(path: Path) -> set[tuple[int, str]]:
             continue
         for name in names:
             top = name.split(".")[0]
-            if top in PACKAGES or top == "train":
+            if top in PACKAGES or top in ("train", "app"):
                 found.add((node.lineno, top))
     return found
 
 
 def sources() -> list[tuple[str, Path]]:
-    files = [("train", ROOT / "train.py")]
+    files = [("train", ROOT / "train.py"), ("app", ROOT / "app.py")]
     for package in PACKAGES:
         files += [(package, p) for p in sorted((ROOT / package).rglob("*.py"))]
     return files
@@ -103,3 +107,25 @@ def test_callbacks_need_only_torch_lightning_and_numpy() -> None:
     )
     assert not other, f"callbacks/ imports beyond torch, Lightning and NumPy: {other}"
     assert ("plot.py", "matplotlib") in found and ("one_cycle.py", "torch") in found
+
+
+def imported_tops(path: Path) -> set[str]:
+    """Top-level names of every import in ``path`` (lazy ones included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_gradio_only_in_the_demo_modules() -> None:
+    """The page is an optional extra: the core, the callbacks and the models' other modules must
+    import without Gradio; each model's tab lives in its own ``demo.py``."""
+    users = sorted(
+        str(path.relative_to(ROOT))
+        for _, path in sources()
+        if {"gradio", "gradio_client"} & imported_tops(path)
+    )
+    assert users == ["app.py", "lit_devise/demo.py", "lit_seq2seq/demo.py"]

@@ -443,7 +443,7 @@ SMALL_SEQ2SEQ = (
     "model.net.attn_size=16",
 )
 CONSOLE_SCRIPTS = ("lit-train", "lit-plot-schedules", "lit-translate", "lit-devise-index",
-                   "lit-devise-search")  # fmt: skip
+                   "lit-devise-search", "lit-demo")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

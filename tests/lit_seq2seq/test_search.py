@@ -190,3 +190,36 @@ def test_a_shared_encoding_decodes_as_encoding_again(
     assert alone.logits is not None and both.logits is not None and moved.logits is not None
     assert torch.equal(alone.logits, both.logits)
     assert not torch.equal(alone.logits, moved.logits)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7, 1.0])
+def test_the_n_best_list_is_the_final_beam_ranked_as_the_search_ranks(alpha: float) -> None:
+    """``beam_hypotheses``: per sentence at most k hypotheses, best first by log-probability over
+    the length penalty, its first the one ``beam_search`` returns, each one's log-probability the
+    sum of its tokens' (teacher-forced through the same network)."""
+    from lit_seq2seq.search import beam_hypotheses
+
+    model = make(seed=3, style="input_feeding")
+    src, lengths = sources(n=5)
+    k = 4
+    beams = beam_hypotheses(model, src, lengths, k, max_len=7, alpha=alpha)
+    best, attention = beam_search(model, src, lengths, k, max_len=7, alpha=alpha)
+    assert [b[0].ids for b in beams] == best
+    for i, beam in enumerate(beams):
+        assert 1 <= len(beam) <= k
+        scores = [h.score for h in beam]
+        assert scores == sorted(scores, reverse=True)
+        first = beam[0].attention
+        assert first is not None and attention[i] is not None and torch.equal(first, attention[i])
+        for h in beam:
+            length = len(h.ids) + int(h.finished)  # eos counts when emitted
+            assert h.score == pytest.approx(h.log_prob / length_penalty(length, alpha), rel=1e-5)
+            target = torch.tensor([[*h.ids, 2][:length]])
+            with torch.no_grad():
+                memory, state = model.encode(src[i : i + 1], lengths[i : i + 1])
+                prev, total = torch.tensor([model.bos_idx]), 0.0
+                for token in target[0].tolist():
+                    logits, state, _ = model.decoder.step(prev, state, memory)
+                    total += torch.log_softmax(logits.float(), -1)[0, token].item()
+                    prev = torch.tensor([token])
+            assert h.log_prob == pytest.approx(total, abs=1e-4)
