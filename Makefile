@@ -23,7 +23,7 @@ train: $(STAMP)  ## default training run; extra Hydra overrides: make train ARGS
 
 # Debian's chromium and its driver, for the demo page's browser test (tests/test_demo.py); root
 # or passwordless sudo installs them, otherwise that one test skips and says why.
-APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || (sudo -n true 2>/dev/null && echo "sudo -n apt-get"))
+APT = $(shell [ "$$(id -u)" = 0 ] && echo apt-get || (sudo -n true 2>/dev/null && echo "sudo -n apt-get"))
 
 browser:  ## install chromium + chromedriver (Debian packages) when missing
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \

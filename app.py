@@ -1,6 +1,6 @@
 """Serve the demo page: a Translate tab and a Search tab, for whichever checkpoints you have.
 
-``lit-demo --translator CKPT [--index DIR] [--host H] [--port P]`` (or ``python app.py ...``)
+``lit-demo [--translator CKPT] [--index DIR] [--host H] [--port P]`` (or ``python app.py ...``)
 loads each model once, serves the page on 127.0.0.1:7860 by default, and prints ``url: http://...``
 once it answers. Either model may be left out; the page then shows only the tab it has. Each
 model package provides its tab (``lit_seq2seq.demo``, ``lit_devise.demo``); this file only
@@ -24,6 +24,10 @@ from lit_common.errors import InputError
 from lit_common.ranges import Int
 
 PORT, CONCURRENCY, QUEUE, THREADS = Int(1, 65_535), Int(1, 64), Int(1, 10_000), Int(1, 256)
+# The ranges of lit_seq2seq.demo.MAX_LINES, lit_seq2seq.translate.BEAM and lit_devise.search.K,
+# which the demo classes check again; not imported, so `--help` needs neither model's extra
+# (tests/test_demo.py checks that they agree).
+LINES, BEAMS, KS = Int(1, 10_000), Int(1, 256), Int(1, 10_000)
 MAX_UPLOAD = "20mb"  # an upload bigger than this is refused by the server before it is read
 
 
@@ -55,10 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=PORT.arg(), default=7860, help=f"port; {PORT}")
     parser.add_argument(
-        "--max-lines", type=Int(1, 10_000).arg(), default=100, help="most lines per request"
+        "--max-lines", type=LINES.arg(), default=100, help=f"most lines per request; {LINES}"
     )
-    parser.add_argument("--max-beam", type=Int(1, 256).arg(), default=10, help="largest beam")
-    parser.add_argument("--max-k", type=Int(1, 10_000).arg(), default=50, help="most results")
+    parser.add_argument("--max-beam", type=BEAMS.arg(), default=10, help=f"largest beam; {BEAMS}")
+    parser.add_argument("--max-k", type=KS.arg(), default=50, help=f"most results; {KS}")
     parser.add_argument(
         "--concurrency",
         type=CONCURRENCY.arg(),

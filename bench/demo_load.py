@@ -1,7 +1,8 @@
-"""Load on the demo page: N concurrent clients against both tabs, through ``gradio_client``.
+"""Load on the demo page: N concurrent clients against both tabs, through ``gradio_client`` or
+Gradio's REST API (``--client http``).
 
     python bench/demo_load.py --translator CKPT --index DIR [--clients 16] [--seconds 60]
-        [--requests 2000]
+        [--requests 2000] [--client gradio_client|http] [--download]
     python bench/demo_load.py --url http://127.0.0.1:7860/ [...]   # a server already running
 
 Starts ``app.py`` on a free loopback port (or uses ``--url``, which must be a loopback address:

@@ -158,7 +158,8 @@ class WordVectors:
         """The mean vector of a query's words ("engine boat"); each word must have a vector.
 
         Raises:
-            VectorsError: naming the words without a vector.
+            VectorsError: no words or too many (``query_words``), or naming the words without
+                a vector.
         """
         words = query_words(text)
         missing = [w for w in words if w not in self]

@@ -57,7 +57,7 @@ class Translator:
 
     Args:
         module: a module restored with ``Seq2SeqModule.from_checkpoint``.
-        beam: beam size; 1 is greedy decoding.
+        beam: beam size; 1 is greedy decoding (each call may ask for another).
         alpha: beam search length penalty exponent.
         max_len: most output tokens of a sentence; default twice its source length plus ten.
         device: where the network runs (``cpu``, ``cuda``, ``cuda:1`` ...).

@@ -15,8 +15,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +36,19 @@ GOOD_FR = "où est la gare ?"
 STARTUP_S = 180.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def load_bench() -> Any:
+    """``bench/demo_load.py`` as a module (bench/ is not a package): the load bench, and the
+    server start-up the fixture shares with it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_load", REPO_ROOT / "bench" / "demo_load.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo_load = load_bench()
 
 
 @pytest.fixture(scope="module")
@@ -62,29 +69,12 @@ def server(tiny_run: dict[str, Any], index: Path) -> Iterator[dict[str, Any]]:
     """``python app.py --translator CKPT --index DIR --port P`` until the module's tests end."""
     translator = os.environ.get("DEMO_TRANSLATOR") or str(tiny_run["ckpt"])
     index_dir = os.environ.get("DEMO_INDEX") or str(index)
-    port = free_port()
-    command = [sys.executable, str(REPO_ROOT / "app.py"), "--translator", translator,
-               "--index", index_dir, "--port", str(port)]  # fmt: skip
-    proc = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    watchdog = threading.Timer(STARTUP_S, proc.kill)  # a server that never says its URL
-    watchdog.start()
-    output = []
+    proc, url = demo_load.start_server(translator, index_dir, startup_s=STARTUP_S)
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if line.startswith("url: "):
-                break
-        watchdog.cancel()
-        assert output and output[-1].startswith("url: http://127.0.0.1:"), "".join(output)
-        url = output[-1].removeprefix("url: ").strip()
-        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+        assert url.startswith("http://127.0.0.1:")  # loopback by default
         client = Client(url, verbose=False)
         yield {"url": url, "client": client, "translator": translator, "index": index_dir}
     finally:
-        watchdog.cancel()
         proc.terminate()
         try:
             proc.wait(timeout=20)
@@ -108,7 +98,9 @@ def still_serving(server: dict[str, Any], endpoint: str) -> None:
 # -- translate -------------------------------------------------------------------------------
 
 
-def test_the_command_prints_its_url_and_translates_as_the_cli(server: dict[str, Any]) -> None:
+def test_the_command_prints_its_url_and_translates_as_the_translator_api(
+    server: dict[str, Any],
+) -> None:
     from lit_seq2seq.module import Seq2SeqModule
     from lit_seq2seq.translator import Translator
 
@@ -141,6 +133,7 @@ def test_heatmap_of_the_picked_line(server: dict[str, Any]) -> None:
         assert high - low > 100  # a drawn figure, not a blank
     with pytest.raises(AppError, match=r"line=3 is out of range"):
         server["client"].predict(GOOD_FR, 1, 3, api_name="/heatmap")
+    still_serving(server, "/translate")
 
 
 @pytest.mark.parametrize(
@@ -203,11 +196,10 @@ def test_search_text_gives_the_cli_results_as_a_gallery(server: dict[str, Any]) 
 
 
 def test_search_by_image_gives_labels_and_images(server: dict[str, Any]) -> None:
-    from lit_devise.images import IMAGE_SUFFIXES
+    from lit_devise.images import image_files
     from lit_devise.search import Searcher
 
-    root = Path(Searcher(server["index"]).root)
-    query = next(p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
+    query = image_files(Path(Searcher(server["index"]).root))[0]
     labels, gallery = server["client"].predict(handle_file(str(query)), 4, api_name="/search_image")
     assert len(labels["data"]) == 4 and len(gallery) == 4
     assert [row[0] for row in labels["data"]] == [1, 2, 3, 4]
@@ -269,9 +261,28 @@ def test_bad_upload_gets_a_message_and_the_server_serves_on(
     upload = handle_file(str(bad_files[name])) if name else None
     with pytest.raises(AppError, match=message):
         server["client"].predict(upload, 4, api_name="/search_image")
+    still_serving(server, "/search_text")
     labels, _ = server["client"].predict(
         handle_file(str(bad_files["good"])), 2, api_name="/search_image"
     )
+    assert len(labels["data"]) == 2
+
+
+def test_an_image_search_out_of_range_or_too_big_is_refused_and_the_server_serves_on(
+    server: dict[str, Any], bad_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """k of an image search is checked by Gradio's slider (its own one-line message; the upload
+    needs Gradio's preprocessing, which checks the slider too); an upload over the server's
+    20 MB is refused before it is read."""
+    good = handle_file(str(bad_files["good"]))
+    with pytest.raises(AppError, match=r"Value 0 is less than minimum value 1"):
+        server["client"].predict(good, 0, api_name="/search_image")
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as f:
+        f.truncate(21 * 1024 * 1024)
+    with pytest.raises(Exception, match=r"(?i)size|large|413"):
+        server["client"].predict(handle_file(str(huge)), 3, api_name="/search_image")
+    labels, _ = server["client"].predict(good, 2, api_name="/search_image")
     assert len(labels["data"]) == 2
 
 
@@ -280,12 +291,6 @@ def test_load_bench_against_the_server(
 ) -> None:
     """``bench/demo_load.py`` (the README's load figures) on the test server: every request
     answered and counted, the JSON keys the README quotes."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo_load", REPO_ROOT / "bench" / "demo_load.py")
-    assert spec and spec.loader
-    demo_load = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo_load)
     for client, download in (("gradio_client", []), ("http", ["--download"])):
         args = ["--url", server["url"], "--clients", "4", "--requests", "8", "--seconds", "120",
                 "--words", "red circle,blue square", "--client", client, *download]  # fmt: skip
@@ -302,8 +307,10 @@ def test_load_bench_against_the_server(
     assert demo_load.main(args) == 1  # an error is counted and shown, not hidden
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["search_text"]["errors"] == 2 and "qzxvw" in result["search_text"]["first_error"]
-    with pytest.raises(SystemExit):  # someone else's server is never loaded
+    with pytest.raises(SystemExit) as refused:  # someone else's server is never loaded
         demo_load.main(["--url", "http://example.com:7860/"])
+    assert refused.value.code == 2
+    assert "only a loopback server" in capsys.readouterr().err
 
 
 # -- the page in a real browser --------------------------------------------------------------
@@ -409,12 +416,11 @@ def test_a_person_translates_and_searches_in_the_browser(
         screenshot(browser, Path(shots) / "demo_search.png")
 
     # An uploaded photo: its nearest labels fill the table.
-    from lit_devise.images import IMAGE_SUFFIXES
+    from lit_devise.images import image_files
     from lit_devise.search import Searcher
 
     searcher = Searcher(server["index"])
-    root = Path(searcher.root)
-    photo_file = next(p for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
+    photo_file = Path(image_files(Path(searcher.root))[0])
     top_label = searcher.image(str(photo_file), 1, "labels")[0][2]
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(photo_file))
     wait.until(lambda _: photo_file.stem in browser.find_element(By.ID, "upload").text)
@@ -466,6 +472,7 @@ def test_the_facts_come_from_the_checkpoint(tiny_run: dict[str, Any], index: Pat
     assert f"**vocabulary** {len(info['src_vocab']):,} fr / {len(info['tgt_vocab']):,} en" in facts
     assert f"epoch {demo.module.facts['epoch']}" in facts
     best = demo.module.facts.get("best", {})
+    assert best, demo.module.facts  # the tiny run monitors val/bleu
     assert all(f"**best {m}** {v:.2f}" in facts for m, v in best.items())
     search = SearchDemo(index)
     assert f"**index** {search.searcher.info['images']:,} images" in search.facts()
@@ -476,6 +483,7 @@ def test_a_replaced_checkpoint_turns_image_search_off_with_the_reason(
     devise_run: dict[str, Any], index: Path, tmp_path: Path
 ) -> None:
     """Text search needs only the index; image search needs the index's very checkpoint."""
+    from lit_common.errors import InputError
     from lit_devise.demo import SearchDemo
 
     moved = tmp_path / "idx"
@@ -486,5 +494,16 @@ def test_a_replaced_checkpoint_turns_image_search_off_with_the_reason(
     demo = SearchDemo(moved)
     assert demo.image_problem.startswith("image search is off: checkpoint")
     assert demo.words("red circle", 3)  # text search still answers
-    with pytest.raises(Exception, match="image search is off"):
+    with pytest.raises(InputError, match="image search is off"):
         demo.image(str(next(Path(demo.images_root).rglob("*.png"))), 3)
+
+
+def test_the_command_checks_the_ranges_the_tabs_check() -> None:
+    """app.py names the ranges of --max-lines, --max-beam and --max-k without importing the
+    models (so --help needs neither extra); they must be the models' own."""
+    import app
+    from lit_devise.search import K
+    from lit_seq2seq.demo import MAX_LINES
+    from lit_seq2seq.translate import BEAM
+
+    assert (app.LINES, app.BEAMS, app.KS) == (MAX_LINES, BEAM, K)

@@ -214,7 +214,7 @@ def test_the_n_best_list_is_the_final_beam_ranked_as_the_search_ranks(alpha: flo
         for h in beam:
             length = len(h.ids) + int(h.finished)  # eos counts when emitted
             assert h.score == pytest.approx(h.log_prob / length_penalty(length, alpha), rel=1e-5)
-            target = torch.tensor([[*h.ids, 2][:length]])
+            target = torch.tensor([[*h.ids, model.eos_idx][:length]])
             with torch.no_grad():
                 memory, state = model.encode(src[i : i + 1], lengths[i : i + 1])
                 prev, total = torch.tensor([model.bos_idx]), 0.0
