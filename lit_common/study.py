@@ -26,27 +26,28 @@ from typing import Any
 
 from lit_common import cli
 from lit_common.errors import InputError
+from lit_common.storage import open_storage, storage_file
 
 MIN_TRIALS = 2  # a forest needs two values to split
 
 
 def load(storage: str, name: str) -> Any:
-    """The study ``name`` in ``storage``; a missing SQLite file or study is one ``InputError``
-    (Optuna would create an empty database for a mistyped path)."""
+    """The study ``name`` in ``storage`` (``lit_common.storage``); a missing SQLite or journal
+    file or study is one ``InputError`` (Optuna would create an empty one for a mistyped path)."""
     import optuna
 
-    if storage.startswith("sqlite:///"):
-        path = Path(storage.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise InputError(f"--storage {storage}: no such file {path}")
+    path = storage_file(storage)
+    if path is not None and not path.is_file():
+        raise InputError(f"--storage {storage}: no such file {path}")
     try:
-        names = optuna.get_all_study_names(storage)
+        opened = open_storage(storage, create=False)
+        names = optuna.get_all_study_names(opened)
     except Exception as err:  # a URL SQLAlchemy cannot open, a file that is not a database
         first = str(err).splitlines()[0] if str(err) else ""
         raise InputError(f"--storage {storage}: {type(err).__name__}: {first}") from None
     if name not in names:
         raise InputError(f"--study {name!r} not in {storage}; valid: {sorted(names)}")
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=opened)
 
 
 def importances(study: Any, seed: int) -> dict[str, dict[str, float]]:
@@ -224,7 +225,9 @@ def summary(study: Any, seed: int = 0, out: Path | None = None) -> dict[str, Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", required=True, help="Optuna storage, e.g. sqlite:///FILE")
+    parser.add_argument(
+        "--storage", required=True, help="sqlite:///FILE, journal:///FILE or an RDB URL"
+    )
     parser.add_argument("--study", required=True, help="the study's name")
     parser.add_argument(
         "--out",

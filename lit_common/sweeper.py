@@ -6,9 +6,11 @@ Optuna-4 pre-release needs an unreleased Hydra. This sweeper keeps that plugin's
 (``hydra.sweeper.storage``, ``study_name``, ``n_trials``, ``n_jobs``, ``direction``, ``sampler``,
 ``params`` in Hydra's sweep grammar) on current Optuna:
 
-- a study lives in ``storage`` (``sqlite:///FILE``, any RDB URL, or null for memory) and is loaded
-  when it exists, so a sweep interrupted or run again, in another session or on another machine
-  with the same file, adds ``n_trials`` new trials to the same study;
+- a study lives in ``storage`` (``sqlite:///FILE``, ``journal:///FILE``, any RDB URL, or null for
+  memory: ``lit_common.storage``) and is loaded when it exists, so a sweep interrupted or run
+  again, in another session or on another machine with the same file, adds ``n_trials`` new
+  trials to the same study; several sweeps at once on one journal file or RDB share the study
+  (each asks for its own trials);
 - each trial is one Hydra job, numbered by its trial number (``hydra.job.num``), so the job
   folders of a resumed study do not collide;
 - a job that fails is told to the study as failed and the sweep goes on; a job that stops the
@@ -57,6 +59,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lit_common.errors import InputError, check_choice
+from lit_common.storage import open_storage
 
 log = logging.getLogger(__name__)
 PLUGIN_MODULE = "hydra_plugins.lit_optuna_sweeper"
@@ -211,11 +214,9 @@ class OptunaSweeper(Sweeper):
         """
         import optuna
 
-        if self.storage and self.storage.startswith("sqlite:///"):  # SQLite makes no folders
-            Path(self.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(
             study_name=self.study_name,
-            storage=self.storage,
+            storage=open_storage(self.storage),
             direction=self.direction,
             load_if_exists=True,
         )
@@ -236,8 +237,8 @@ class OptunaSweeper(Sweeper):
             raise InputError("hydra.sweeper.params is empty: nothing to search")
         study = self.study()
         if not study.trials:  # a new study: its reference trials first
-            for settings in self.enqueue:
-                study.enqueue_trial(settings)
+            for settings in self.enqueue:  # once, when several workers start together
+                study.enqueue_trial(settings, skip_if_exists=True)
         done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
         log.info(
             f"Study {study.study_name!r} ({self.storage or 'in memory'}): {done} completed "

@@ -600,6 +600,44 @@ def test_awd_study_runs_resumes_from_its_storage_and_reports_importance(tmp_path
     assert devise.optimized_metric == "val/loss"
 
 
+def test_two_sweeps_at_once_share_one_journal_study(tmp_path: Path) -> None:
+    """Parallel studies: two `python train.py -m` workers started together on one
+    `journal:///FILE` storage (what a cluster's jobs share through a network file system), 2
+    trials each: the study holds 4 distinct completed trials, each worker ran its own."""
+    storage = f"journal:///{tmp_path / 'shared' / 'study.log'}"
+    small = [*SMALL_SEQ2SEQ, "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+             "logger=csv", "data=synthetic", "data.train.n_pairs=200", "trainer=cpu"]  # fmt: skip
+    command = [sys.executable, str(REPO_ROOT / "train.py"), "-m", "hparams_search=seq2seq_awd",
+               "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}",
+               "hydra.sweeper.study_name=shared", f"paths.data_dir={tmp_path / 'data'}",
+               *small]  # fmt: skip
+    workers = {
+        name: subprocess.Popen(
+            [*command, f"hydra.sweep.dir={tmp_path / name}"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("worker_a", "worker_b")
+    }
+    for proc in workers.values():
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    from lit_common.study import load
+
+    trials = load(storage, "shared").trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    ran = {name: sorted(p.name for p in (tmp_path / name).iterdir() if p.is_dir())
+           for name in workers}  # fmt: skip
+    assert sorted(ran["worker_a"] + ran["worker_b"]) == ["0", "1", "2", "3"]
+    assert len(ran["worker_a"]) == len(ran["worker_b"]) == 2
+    proc = run_module("lit_common.study", "--storage", f"journal:///{tmp_path / 'none.log'}",
+                      "--study", "shared")  # fmt: skip
+    assert proc.returncode != 0 and "no such file" in proc.stderr
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
