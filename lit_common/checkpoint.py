@@ -61,18 +61,25 @@ def read_checkpoint(
     return checkpoint
 
 
-def run_model(checkpoint: Path) -> str | None:
-    """The ``model._target_`` of the run that wrote ``checkpoint`` (``<run>/checkpoints/x.ckpt``),
-    from the config Hydra saved in ``<run>/.hydra/config.yaml``; None when there is none."""
-    config = checkpoint.parent.parent / ".hydra" / "config.yaml"
-    if not config.is_file():
+def saved_run_value(checkpoint: str | Path, file: str, key: str) -> Any:
+    """``key`` of the Hydra file ``file`` (``config.yaml``, ``hydra.yaml``) saved in the run that
+    wrote ``checkpoint`` (``<run>/.hydra/`` beside ``<run>/checkpoints/x.ckpt``); None when the
+    file is absent, damaged or lacks the key (it then says nothing about the run)."""
+    saved = Path(checkpoint).parent.parent / ".hydra" / file
+    if not saved.is_file():
         return None
     try:
         from omegaconf import OmegaConf
 
-        target = OmegaConf.select(OmegaConf.load(config), "model._target_")
-    except Exception:  # a damaged config says nothing about the model
+        return OmegaConf.select(OmegaConf.load(saved), key)
+    except Exception:  # a damaged config says nothing about the run
         return None
+
+
+def run_model(checkpoint: Path) -> str | None:
+    """The ``model._target_`` of the run that wrote ``checkpoint`` (``<run>/checkpoints/x.ckpt``),
+    from the config Hydra saved in ``<run>/.hydra/config.yaml``; None when there is none."""
+    target = saved_run_value(checkpoint, "config.yaml", "model._target_")
     return target if isinstance(target, str) else None
 
 
@@ -153,23 +160,16 @@ def training_facts(checkpoint: dict[str, Any], path: str | Path) -> dict[str, An
             facts["train_seconds"] = float(elapsed["train"])
     if best:
         facts["best"] = best
-    choices = _run_choices(Path(path).parent.parent / ".hydra" / "hydra.yaml")
+    choices = _run_choices(path)
     if choices:
         facts["config"] = choices
     return facts
 
 
-def _run_choices(hydra_yaml: Path) -> dict[str, str]:
-    """``hydra.runtime.choices`` of a run's saved Hydra config (group -> option), the groups
-    that matter to a reader: data, model, experiment, trainer."""
-    if not hydra_yaml.is_file():
-        return {}
-    try:
-        from omegaconf import OmegaConf
-
-        choices = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices")
-    except Exception:  # a damaged config says nothing about the run
-        return {}
+def _run_choices(checkpoint: str | Path) -> dict[str, str]:
+    """``hydra.runtime.choices`` of the run that wrote ``checkpoint`` (group -> option), the
+    groups that matter to a reader: data, model, experiment, trainer."""
+    choices = saved_run_value(checkpoint, "hydra.yaml", "hydra.runtime.choices")
     if choices is None:
         return {}
     wanted = ("experiment", "data", "model", "trainer")

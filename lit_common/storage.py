@@ -29,14 +29,14 @@ def open_storage(url: str | None, create: bool = True) -> Any:
     ``create``, the folder of a SQLite or journal file is made (SQLite makes none)."""
     if url is None:
         return None
-    path = journal_path(url) or (Path(url.removeprefix(SQLITE)) if url.startswith(SQLITE) else None)
+    path = storage_file(url)
     if create and path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     if url.startswith(JOURNAL):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-        log = str(journal_path(url))
+        log = str(path)
         return JournalStorage(JournalFileBackend(log, lock_obj=JournalFileOpenLock(log)))
     return url
 

@@ -154,8 +154,9 @@ class OptunaSweeper(Sweeper):
         pruner: must stay null: each trial is a whole Hydra job that reports only its final
             value, so an Optuna pruner would never stop one; refused rather than ignored.
         direction: ``maximize`` or ``minimize``.
-        storage: an Optuna storage URL (``sqlite:///FILE`` resumes and shares a study); null keeps
-            the study in memory for this sweep only.
+        storage: an Optuna storage URL (``lit_common.storage``: ``sqlite:///FILE`` resumes a
+            study, ``journal:///FILE`` or an RDB URL also shares it with workers running at
+            once); null keeps the study in memory for this sweep only.
         study_name: the study in ``storage`` to create or continue.
         n_trials: new trials this sweep runs.
         n_jobs: trials asked for at once and handed to the launcher in one launch (a parallel
