@@ -93,10 +93,44 @@ def _remember(path: Path, stamp: tuple[int, ...], digest: str, memo: Path) -> No
         pass  # an unwritable memo only costs hashing again in the next run
 
 
+def _finished(final: Path, done: str | None) -> bool:
+    return done is not None and (final / done).is_file()
+
+
+def _publish(tmp: Path, final: Path, done: str) -> None:
+    """Rename ``tmp`` to ``final`` unless another process's finished copy is there first. Never
+    deletes a finished folder: an unfinished one (a damaged cache) is renamed aside first, and
+    a rename that finds a folder in place looks again."""
+    for _ in range(3):
+        if _finished(final, done):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        try:
+            tmp.rename(final)
+            return
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        if _finished(final, done):  # another process's copy arrived in between
+            continue
+        aside = final.with_name(f".{final.name}-unfinished-{os.getpid()}")
+        try:
+            final.rename(aside)
+        except FileNotFoundError:
+            continue
+        shutil.rmtree(aside, ignore_errors=True)
+    tmp.rename(final)  # a last try raises what the file system says
+
+
 @contextmanager
-def staged(final: Path) -> Iterator[Path]:
+def staged(final: Path, done: str | None = None) -> Iterator[Path]:
     """A fresh temporary folder beside ``final``; renamed to ``final`` (replacing any older one)
     when the block ends normally, deleted when it raises.
+
+    ``done`` names the file a finished folder holds (``report.json``): when ``final`` has it by
+    the time the block ends, another process wrote the same content-keyed cache meanwhile (two
+    nodes preparing into one shared cache folder), and its folder is kept, ours dropped. Without
+    this, the later writer would delete a folder the first one is already writing into.
 
     Raises:
         CacheError: the parent of ``final`` cannot be created or written (a file in the way, a
@@ -113,9 +147,12 @@ def staged(final: Path) -> Iterator[Path]:
         ) from None
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        if done is None:
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        else:
+            _publish(tmp, final, done)
     except OSError as err:
         gone = not tmp.is_dir()  # removed under us (the block's own missing inputs are not)
         shutil.rmtree(tmp, ignore_errors=True)

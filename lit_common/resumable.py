@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from lit_common.errors import InputError
+
 
 class ResumableBatches(Sampler[list[int]]):
     """A batch sampler that forwards ``set_epoch`` and skips ``skip`` batches of ``skip_epoch``."""
@@ -79,6 +81,48 @@ class ResumableDataLoader(DataLoader):
         batches: ResumableBatches = self.batch_sampler  # type: ignore[assignment]
         batches.set_epoch(state_dict["epoch"])  # workers may draw indices before set_epoch runs
         batches.skip_epoch, batches.skip = state_dict["epoch"], state_dict["batches_done"]
+
+
+class ResumeError(InputError):
+    """A checkpoint this run cannot continue; the message says what would."""
+
+
+def check_same_world(saved: int | None, world: int) -> None:
+    """Refuse to continue a run on another number of processes (nodes x devices).
+
+    Each rank's share of an epoch, the batches per epoch and so the one-cycle and
+    teacher-forcing schedules' lengths all follow from the process count, and the count of
+    batches done is per rank: continuing 2 nodes' run on 1 would replay or skip half an epoch and
+    stretch the schedules. Checkpoints from before this check (no count) are let through.
+    """
+    if saved is None or int(saved) == world:
+        return
+    raise ResumeError(
+        f"the checkpoint was written by a run of {int(saved)} processes and this run has {world} "
+        "(trainer.num_nodes x trainer.devices): resume it with the same number, or start a new "
+        "run (without ckpt_path) to train again"
+    )
+
+
+class SameWorldOnResume:
+    """For a ``LightningDataModule``: its entry in the checkpoint records the run's process
+    count, and resuming a fit with another count stops with one line (``check_same_world``).
+    Lightning restores a datamodule's state before fitting, also from an end-of-epoch
+    checkpoint (where the train loader's own state is not restored)."""
+
+    trainer: Any
+
+    def _world_size(self) -> int:
+        return int(self.trainer.world_size) if self.trainer is not None else 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"world_size": self._world_size()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = getattr(self.trainer, "state", None)
+        if state is not None and getattr(state.fn, "value", state.fn) != "fit":
+            return  # validating or testing a checkpoint works on any number of processes
+        check_same_world(state_dict.get("world_size"), self._world_size())
 
 
 def private_generator() -> torch.Generator:

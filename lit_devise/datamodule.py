@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +29,12 @@ from torchvision import transforms as T
 from lit_common.cache import load_array
 from lit_common.errors import check_choice
 from lit_common.ranges import SIZE, Int, Range, Real, check_ranges
-from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
+from lit_common.resumable import (
+    ResumableDataLoader,
+    SameWorldOnResume,
+    private_generator,
+    trainer_batches_done,
+)
 from lit_devise.batch_sampler import NoSingletonBatchSampler
 from lit_devise.images import (
     ImageDataError,
@@ -41,7 +47,9 @@ from lit_devise.precompute import (
     cache_key,
     compute_features,
     compute_shard,
+    exchange_shards,
     merge_shards,
+    shard_root,
 )
 from lit_devise.split_plan import SPLITS, SplitPlanner, read_plan, write_plan
 from lit_devise.synthetic import make_shapes
@@ -50,7 +58,7 @@ from lit_devise.transforms import eval_transform, resolve_settings, train_transf
 log = logging.getLogger(__name__)
 
 
-class DeviseDataModule(pl.LightningDataModule):
+class DeviseDataModule(SameWorldOnResume, pl.LightningDataModule):
     """Images with word-vector targets for DeViSE.
 
     Args:
@@ -243,8 +251,10 @@ class DeviseDataModule(pl.LightningDataModule):
             )
 
     def _precompute_shared(self, plan: dict[str, Any], features: Path) -> None:
-        """Under DDP: every rank computes its share on its own device, rank 0 merges them once
-        (``precompute.py``), and every rank waits for the merged cache."""
+        """Under DDP: every rank computes its share on its own device; when every rank sees
+        every share (one shared cache folder) rank 0 merges them once, else (node-local
+        folders) the shares travel through the process group and local rank 0 of each node
+        writes the merged cache (``precompute.py``); every rank waits for it."""
         trainer = self.trainer
         device = self.precompute_device
         if device == "auto":
@@ -268,12 +278,25 @@ class DeviseDataModule(pl.LightningDataModule):
             failed = err
         _all_or_raise(trainer, failed, "computing its share of the activations")
         failed = None
-        if trainer.global_rank == 0:
-            try:
-                merge_shards(self._all_paths(plan), features, trainer.world_size)
-            except Exception as err:
-                failed = err
+        paths, world = self._all_paths(plan), trainer.world_size
+        root = shard_root(features, world)
+        seen = all((root / f"rank{r}" / "ok.npy").is_file() for r in range(world))
+        shared = trainer.strategy.reduce_boolean_decision(seen, all=True)
+        try:
+            if shared and trainer.global_rank == 0:
+                merge_shards(paths, features, world)
+            elif not shared:  # node-local cache folders: through the process group
+                write = trainer.local_rank == 0 and not (features / "report.json").is_file()
+                exchange_shards(
+                    paths, features, trainer.global_rank, world, write,
+                    lambda ok: bool(trainer.strategy.reduce_boolean_decision(ok, all=True)),
+                    trainer.strategy.root_device,
+                )  # fmt: skip
+        except Exception as err:
+            failed = err
         _all_or_raise(trainer, failed, "merging the activations")
+        if not shared and trainer.local_rank == 0:
+            shutil.rmtree(root, ignore_errors=True)  # every rank has sent its share by now
 
     @staticmethod
     def _all_paths(plan: dict[str, Any]) -> list[str]:
@@ -324,7 +347,12 @@ class DeviseDataModule(pl.LightningDataModule):
         splits = self.plan["splits"]
         if self.precompute:
             features_dir = self.features_path(self.plan)
-            if self._world() > 1 and not (features_dir / "report.json").is_file():
+            missing = not (features_dir / "report.json").is_file()
+            # One decision for all ranks: with node-local cache folders one node may have the
+            # cache while another lacks it, and all ranks must take part in computing it.
+            if self._world() > 1 and self.trainer.strategy.reduce_boolean_decision(
+                missing, all=False
+            ):
                 self._precompute_shared(self.plan, features_dir)
             features = load_array(features_dir / "features.npy", mmap_mode="r")
             ok = load_array(features_dir / "ok.npy")

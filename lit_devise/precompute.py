@@ -11,12 +11,14 @@ Under DDP every rank computes its share (``compute_shard``: images ``rank, rank 
 each on its own device, into ``<cache>.shards-<world>/rank<r>/``), and rank 0 merges the shares
 once into the same cache a single process writes (``merge_shards``). On ImageNet with ResNet-50
 that turns hours of one GPU with the others idle at a barrier (past the default 30-minute
-collective timeout) into a share of it on each. The ``cache_dir`` must be on a file system every
-rank sees (single-node runs always are).
+collective timeout) into a share of it on each. When the nodes do not share the ``cache_dir``
+(node-local disks), the shares travel through the process group instead and one rank per node
+writes the same cache on its own disk (``exchange_shards``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -144,7 +146,7 @@ def compute_features(
     The directory appears only when complete (written under a temporary name, then renamed).
     Returns the report: image count, feature size, unreadable images (counted and listed).
     """
-    with staged(out) as tmp:
+    with staged(out, done="report.json") as tmp:
         ok = _extract(net, paths, transform, tmp, batch_size, num_workers, device, dtype, "")
         report = _report(tmp, paths, ok, net.feature_dim, dtype)
     return report
@@ -190,7 +192,7 @@ def merge_shards(paths: Sequence[str], out: Path, world: int) -> dict[str, Any]:
         raise RuntimeError(f"precompute shares missing after the barrier: {missing}")
     first = load_array(shares[0] / "features.npy", mmap_mode="r")
     dim, dtype = first.shape[1], str(first.dtype)
-    with staged(out) as tmp:
+    with staged(out, done="report.json") as tmp:
         features = np.lib.format.open_memmap(
             tmp / "features.npy", mode="w+", dtype=dtype, shape=(len(paths), dim)
         )
@@ -208,6 +210,93 @@ def merge_shards(paths: Sequence[str], out: Path, world: int) -> dict[str, Any]:
         report = _report(tmp, paths, ok, dim, dtype)
     shutil.rmtree(root, ignore_errors=True)
     return report
+
+
+def exchange_shards(
+    paths: Sequence[str],
+    out: Path,
+    rank: int,
+    world: int,
+    write: bool,
+    agree: Callable[[bool], bool],
+    device: str | torch.device = "cpu",
+    chunk_bytes: int = 64 << 20,
+) -> dict[str, Any] | None:
+    """When the ranks do not share a cache folder (node-local disks): every rank sends its share
+    (``compute_shard``'s folder on its own disk) to every other rank through the process group
+    (``device``: the rank's own device, as its backend needs), in chunks of at most
+    ``chunk_bytes``, and ranks with ``write`` (one per node) assemble the single-process cache
+    ``out`` from them as ``merge_shards`` would. A collective: every rank of the run calls it.
+
+    ``agree(ok)`` is an all-ranks "and" (``reduce_boolean_decision``): what can fail on one rank
+    alone (reading its share, creating the folder) is done first and agreed on, and a write that
+    fails later only stops writing, so no rank ever leaves the others waiting in a broadcast.
+    Returns the report where written, else None."""
+    import torch.distributed as dist
+
+    failed: BaseException | None = None
+    part = part_ok = None
+    with contextlib.ExitStack() as stack:
+        try:
+            mine = shard_root(out, world) / f"rank{rank}"
+            part = load_array(mine / "features.npy", mmap_mode="r")
+            part_ok = load_array(mine / "ok.npy")
+            tmp = stack.enter_context(staged(out, done="report.json")) if write else None
+        except Exception as err:  # every rank learns of it in agree(), instead of hanging
+            failed = err
+        if not agree(failed is None):
+            if failed is not None:
+                raise failed
+            raise RuntimeError("another rank failed to read its precompute share; see its error")
+        assert part is not None and part_ok is not None
+        dtypes = ("float16", "float32")
+        meta = torch.tensor([part.shape[1], dtypes.index(str(part.dtype))], device=device)
+        dist.broadcast(meta, 0)  # one backbone and one dtype: every share has rank 0's
+        dim, dtype = int(meta[0]), np.dtype(dtypes[int(meta[1])])
+        row_bytes = dim * dtype.itemsize
+        step = max(1, chunk_bytes // row_bytes)
+        features = ok = None
+        if tmp is not None:
+            features = np.lib.format.open_memmap(
+                tmp / "features.npy", mode="w+", dtype=dtype, shape=(len(paths), dim)
+            )
+            ok = np.zeros(len(paths), dtype=bool)
+
+        def send(array: np.ndarray | None, n_bytes: int, src: int) -> np.ndarray:
+            """``array``'s bytes from rank ``src`` (None elsewhere), as uint8 on every rank."""
+            if src == rank:
+                assert array is not None
+                raw = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+                buf = torch.from_numpy(raw.copy()).to(device)
+            else:
+                buf = torch.empty(n_bytes, dtype=torch.uint8, device=device)
+            dist.broadcast(buf, src)
+            return buf.cpu().numpy()
+
+        for src in range(world):
+            rows = len(range(src, len(paths), world))
+            got_ok = send(part_ok.astype(np.uint8) if src == rank else None, rows, src)
+            for start in range(0, rows, step):
+                stop = min(rows, start + step)
+                got = send(
+                    part[start:stop] if src == rank else None, (stop - start) * row_bytes, src
+                )
+                if features is None or failed is not None:
+                    continue
+                try:
+                    features[src::world][start:stop] = got.view(dtype).reshape(stop - start, dim)
+                except Exception as err:  # a full disk: keep taking part, raise at the end
+                    failed = err
+            if ok is not None:
+                ok[src::world] = got_ok.astype(bool)
+        if tmp is None or features is None or ok is None:
+            return None
+        if failed is not None:
+            raise failed  # staged() removes the half-written folder
+        features.flush()
+        del features
+        np.save(tmp / "ok.npy", ok)
+        return _report(tmp, paths, ok, dim, str(dtype))
 
 
 class FeatureDataset(torch.utils.data.Dataset):

@@ -202,7 +202,7 @@ class SplitPlanner:
 
 def write_plan(plan: dict[str, Any], path: Path) -> None:
     """Store ``plan`` in folder ``path`` (appears whole or not at all)."""
-    with staged(path) as tmp:
+    with staged(path, done="plan.json") as tmp:
         np.save(tmp / "class_vectors.npy", plan["vectors"])
         body = {k: plan[k] for k in ("classes", "splits", "report")}
         (tmp / "plan.json").write_text(json.dumps(body))

@@ -11,8 +11,10 @@ It is a smoke test, not a benchmark: README shows the ImageNet commands.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -111,22 +113,38 @@ def make_shapes(
     lines = [f"{len(table)} {dim}"] + [
         f"{w} " + " ".join(f"{x:.5f}" for x in v) for w, v in table.items()
     ]
-    (root / "vectors.vec").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_same(root / "vectors.vec", ("\n".join(lines) + "\n").encode())
     nouns = [w for w in table if w not in COLOURS]
-    (root / "nouns.tsv").write_text(
-        "".join(f"w{i:04d}\t{w}\n" for i, w in enumerate(nouns)), encoding="utf-8"
+    _write_same(
+        root / "nouns.tsv", "".join(f"w{i:04d}\t{w}\n" for i, w in enumerate(nouns)).encode()
     )
     classes = []
     for name in class_names():
         colour, shape = name.split()
         folder = root / "images" / f"{colour}_{shape}"
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.png"):  # an earlier setting's images (NNNN.png)
-            if old.stem.isdigit() and len(old.stem) >= 4:
+        for old in folder.glob("*.png"):  # an earlier setting's images (NNNN.png) beyond ours
+            if old.stem.isdigit() and len(old.stem) >= 4 and int(old.stem) >= n_per_class:
                 old.unlink()
         for i in range(n_per_class):
-            _draw(shape, COLOURS[colour], size, rng).save(folder / f"{i:04d}.png")
+            _write_same(folder / f"{i:04d}.png", _draw(shape, COLOURS[colour], size, rng))
         classes.append(f"{colour}_{shape}\t{name}")
-    (root / "classes.tsv").write_text("\n".join(classes) + "\n", encoding="utf-8")
-    marker.write_text(json.dumps(settings))
+    _write_same(root / "classes.tsv", ("\n".join(classes) + "\n").encode())
+    _write_same(marker, json.dumps(settings).encode())
     return root
+
+
+def _write_same(path: Path, content: bytes | Image.Image) -> None:
+    """Write ``content`` (bytes or a PNG image) unless ``path`` already holds exactly it, through a
+    temporary file and a rename: two processes writing the same dataset at once (the local rank 0
+    of two nodes sharing a data folder) never show a reader a missing or half-written file, and a
+    file already right keeps its modification time, which the cache keys include."""
+    if isinstance(content, Image.Image):
+        buffer = io.BytesIO()
+        content.save(buffer, format="PNG")
+        content = buffer.getvalue()
+    if path.is_file() and path.read_bytes() == content:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)

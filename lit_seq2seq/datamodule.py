@@ -1,10 +1,10 @@
 """``TranslationDataModule``: prepared pairs (``prepare.py``) -> length-aware batches per rank.
 
-``prepare_data`` (rank 0 only) runs the preparation (tokenise, split, vocabularies, truncation,
-ids, word vectors, report; cached under ``cache_dir/<hash>/``); ``setup`` (every rank) only
-loads it. The vocabularies, tokenizer settings and the detokenizer (``model_info``) travel into
-the checkpoint. Training batches come from the sort-ish sampler (``sampler.py``), sharded over
-DDP ranks by the sampler itself and resumable mid-epoch.
+``prepare_data`` (local rank 0 of each node) runs the preparation (tokenise, split,
+vocabularies, truncation, ids, word vectors, report; cached under ``cache_dir/<hash>/``);
+``setup`` (every rank) only loads it. The vocabularies, tokenizer settings and the detokenizer
+(``model_info``) travel into the checkpoint. Training batches come from the sort-ish sampler
+(``sampler.py``), sharded over DDP ranks by the sampler itself and resumable mid-epoch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from lit_common.ranges import SIZE, Int, Range, Real, check_ranges
-from lit_common.resumable import ResumableDataLoader, private_generator, trainer_batches_done
+from lit_common.resumable import (
+    ResumableDataLoader,
+    SameWorldOnResume,
+    private_generator,
+    trainer_batches_done,
+)
 from lit_seq2seq.corpus import Corpus
 from lit_seq2seq.dataset import Collate, PairDataset
 from lit_seq2seq.detokenizer import Detokenizer
@@ -27,7 +32,7 @@ from lit_seq2seq.vocab import Vocab
 from lit_seq2seq.wordvecs import VectorSource
 
 
-class TranslationDataModule(pl.LightningDataModule):
+class TranslationDataModule(SameWorldOnResume, pl.LightningDataModule):
     """French -> English pairs, tokenised, numericalised, cached, and batched by length.
 
     Args:
@@ -38,7 +43,7 @@ class TranslationDataModule(pl.LightningDataModule):
             (split by English sentence, so no reference appears in both splits).
         split_seed: seed of that split.
         lowercase: lowercase tokens.
-        n_process: spaCy ``nlp.pipe`` processes.
+        n_process: processes tokenising shards of the corpus at once (1: in this process).
         max_vocab: most entries per vocabulary, specials included (lesson: 40,000).
         min_freq: least training count for a word to get its own entry.
         src_len_percentile: French training sequences are cut at this length percentile
@@ -143,7 +148,7 @@ class TranslationDataModule(pl.LightningDataModule):
     def vectors_path(self) -> Path:
         return self.prep.vectors_path
 
-    # -- Lightning hooks: prepare (rank 0), load (every rank) ------------------------------------
+    # -- Lightning hooks: prepare (local rank 0), load (every rank) ------------------------------
     def prepare_data(self) -> None:
         self.prep.run()
 

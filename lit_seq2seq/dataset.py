@@ -53,6 +53,59 @@ class Ragged:
         return cls(flat, offsets)
 
 
+class RaggedWriter:
+    """Writes the files ``Ragged.load`` reads a block of sequences at a time, so a corpus larger
+    than memory is never held whole; the totals are known in advance (they go in the headers).
+
+    Args:
+        path: as for ``Ragged.save``.
+        n_seqs: sequences to be added in all.
+        n_values: values (tokens) to be added in all.
+    """
+
+    def __init__(self, path: Path, n_seqs: int, n_values: int) -> None:
+        self.expected = (n_seqs, n_values)
+        self.flat = open(path.with_suffix(".flat.npy"), "wb")  # noqa: SIM115 (closed in close)
+        self.offsets = open(path.with_suffix(".offsets.npy"), "wb")  # noqa: SIM115
+        for f, dtype, n in ((self.flat, np.int32, n_values), (self.offsets, np.int64, n_seqs + 1)):
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                      "fortran_order": False, "shape": (n,)}  # fmt: skip
+            np.lib.format.write_array_header_1_0(f, header)
+        self.offsets.write(np.zeros(1, dtype=np.int64).tobytes())
+        self.seqs, self.end = 0, 0
+
+    def add(self, flat: np.ndarray, lengths: np.ndarray) -> None:
+        """Append ``len(lengths)`` sequences whose values, one after another, are ``flat``."""
+        ends = self.end + np.cumsum(lengths, dtype=np.int64)
+        if len(ends) and ends[-1] - self.end != len(flat):
+            raise ValueError(
+                f"RaggedWriter: lengths add up to {ends[-1] - self.end}, not {len(flat)}"
+            )
+        self.flat.write(np.ascontiguousarray(flat, dtype=np.int32).tobytes())
+        self.offsets.write(ends.tobytes())
+        self.seqs += len(lengths)
+        self.end = int(ends[-1]) if len(ends) else self.end
+
+    def __enter__(self) -> RaggedWriter:
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self.close()
+        else:  # the caller's error stands; the files are the staged folder's to remove
+            self.flat.close()
+            self.offsets.close()
+
+    def close(self) -> None:
+        """Close both files; raises when fewer or more were added than announced."""
+        self.flat.close()
+        self.offsets.close()
+        if (self.seqs, self.end) != self.expected:
+            raise ValueError(
+                f"RaggedWriter: wrote {(self.seqs, self.end)}, announced {self.expected}"
+            )
+
+
 class PairDataset(Dataset):
     """Source and target id sequences (each ending with eos), index-aligned.
 

@@ -9,17 +9,28 @@ JSON; each hash covers the inputs and every setting that changes the result, so 
 configuration reuses the cache. What was dropped, truncated or unknown is counted in
 ``report.json`` and logged. ``Preparation.load`` reads it back (``Prepared``).
 
+A corpus larger than memory prepares in bounded memory: it is read as a stream and tokenised in
+shards (``token_shards.py``; ``n_process`` processes tokenise shards at once), counted, split and
+numbered one shard at a time, and the id arrays are written a shard at a time (``RaggedWriter``)
+and memory-mapped when training reads them. What grows with the corpus is the distinct words,
+and, only for a validation split held out of the training corpus, its distinct English sentences.
+The detokenizer learns from the first ``DETOKENIZER_SAMPLE`` training targets.
+
 Validation and test pairs keep their raw English sentences: BLEU scores detokenised translations
 against them (never against vocabulary ids, where an unknown word would match ``_unk_``), and a
 French sentence that occurs several times in a split is one segment with all its references.
-``TranslationDataModule`` runs this in ``prepare_data`` (rank 0) and loads it in ``setup``.
+``TranslationDataModule`` runs this in ``prepare_data`` (local rank 0 of each node) and loads it
+in ``setup``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
+import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,18 +40,39 @@ import spacy
 from rich.progress import Progress
 
 from lit_common.cache import content_hash, file_identity, load_array, staged
-from lit_seq2seq.corpus import Corpus, CorpusError, ReadStats
-from lit_seq2seq.dataset import PairDataset, Ragged, References
+from lit_seq2seq.corpus import Corpus, CorpusError
+from lit_seq2seq.dataset import PairDataset, Ragged, RaggedWriter, References
 from lit_seq2seq.detokenizer import Detokenizer
+from lit_seq2seq.token_shards import (
+    SIDES,
+    Part,
+    TokenIds,
+    Tokenising,
+    percentile_of_counts,
+    split_rows,
+    tokenise_to_shards,
+)
 from lit_seq2seq.tokenizer import Tokenizer
 from lit_seq2seq.vocab import SPECIALS, Vocab
 from lit_seq2seq.wordvecs import VectorsError, VectorSource, embedding_matrix, lookup
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 3  # 3: every line ending, BOM and invisible characters handled (lit_common/text)
+# 3: every line ending, BOM and invisible characters handled (lit_common/text); 4: the
+# detokenizer learns from the first DETOKENIZER_SAMPLE training targets (corpora up to that size
+# prepare exactly as under 3)
+CACHE_FORMAT = 4
 SPLITS = ("train", "valid", "test")
-PER_PAIR = ("src", "tgt", "raw_src", "raw_tgt", "spaced_tgt")  # lists split pair by pair
 ROUND_TRIP_SAMPLE = 2000  # training references re-tokenised to check the detokenizer
+DETOKENIZER_SAMPLE = 200_000  # the first training targets the detokenizer learns from
+
+
+def _add_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum of two histograms of different lengths."""
+    if len(a) < len(b):
+        a, b = b, a
+    out = a.copy()
+    out[: len(b)] += b
+    return out
 
 
 def references_by_source(raw_src: list[str], raw_tgt: list[str]) -> list[References]:
@@ -132,134 +164,199 @@ class Preparation:
             self._prepare_vectors()
         self.log_report()
 
-    def _read_and_tokenize(self, split: str, corpus: Corpus, progress: Progress) -> dict[str, Any]:
-        stats = ReadStats()
-        pairs = list(corpus.pairs(stats))
-        task = progress.add_task(f"tokenising {split}", total=2 * len(pairs))
-        out: dict[str, Any] = {"read": vars(stats)}
-        for side, lang, column in (("src", "fr", 0), ("spaced_tgt", "en", 1)):
-            tokenizer = Tokenizer(lang, self.lowercase, self.n_process)
-            spaced = []
-            for toks in tokenizer.pipe_spaced(p[column] for p in pairs):
-                spaced.append(toks)
-                progress.advance(task)
-            out[side] = spaced
-        out["src"] = [[t for t, _ in s] for s in out["src"]]
-        out["tgt"] = [[t for t, _ in s] for s in out["spaced_tgt"]]
-        out["raw_src"] = [p[0] for p in pairs]
-        out["raw_tgt"] = [p[1] for p in pairs]
-        keep = [i for i, (s, t) in enumerate(zip(out["src"], out["tgt"], strict=True)) if s and t]
-        out["dropped_empty_tokens"] = len(pairs) - len(keep)
-        for key in PER_PAIR:
-            out[key] = [out[key][i] for i in keep]
-        if not keep:
-            raise CorpusError(
-                f"the {split} corpus is empty after reading and filtering ({stats.summary()}); "
-                "make sure the file, its columns and the filter patterns are right"
-            )
-        return out
+    def _split_valid(self, train: Part, itos: list[str]) -> tuple[Part, Part]:
+        """Hold out ``valid_fraction`` of the distinct English sentences, with all their pairs.
 
-    def _split_valid(self, train: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Hold out ``valid_fraction`` of the distinct English sentences, with all their pairs."""
-        english = [" ".join(t) for t in train["tgt"]]
-        distinct = sorted(set(english))
+        The only step whose memory grows with the corpus: it keeps each distinct English
+        sentence once. Give a corpus that does not fit a validation corpus of its own
+        (``data.valid``)."""
+
+        def english(flat: np.ndarray, lengths: np.ndarray) -> Iterator[str]:
+            for row in split_rows(flat, lengths):
+                yield " ".join(itos[t] for t in row)
+
+        distinct = sorted(
+            {e for flat, lengths in train.side("tgt") for e in english(flat, lengths)}
+        )
         rng = np.random.default_rng(self.split_seed)
         n_valid = max(1, round(len(distinct) * self.valid_fraction))
         held = {distinct[i] for i in rng.permutation(len(distinct))[:n_valid]}
-        parts: dict[bool, dict[str, list]] = {True: {}, False: {}}
-        for key in PER_PAIR:
-            parts[True][key], parts[False][key] = [], []
-            for value, e in zip(train[key], english, strict=True):
-                parts[e in held][key].append(value)
-        if not parts[False]["src"]:
+        del distinct
+        masks = [
+            np.fromiter((e in held for e in english(flat, lengths)), bool, count=len(lengths))
+            for flat, lengths in train.side("tgt")
+        ]
+        kept = Part(train.shards, [~m for m in masks], train.read, train.dropped_empty_tokens)
+        if not len(kept):
             raise CorpusError("valid_fraction leaves no training pairs; lower it or add data")
-        return {**train, **parts[False]}, {**parts[True], "read": None, "dropped_empty_tokens": 0}
+        return kept, Part(train.shards, masks)
 
     def _prepare_tokens(self) -> None:
-        with staged(self.cache_path) as tmp:
+        start = time.perf_counter()
+        with staged(self.cache_path, done="report.json") as tmp:
             self._write_tokens(tmp)
+        log.info("prepared %s in %.1f s", self.cache_path, time.perf_counter() - start)
 
     def _write_tokens(self, tmp: Path) -> None:
+        """Tokenise into shards (``token_shards.py``), then count, split, build vocabularies and
+        write the id arrays one shard at a time: memory does not grow with the corpus (but for
+        a held-out split, ``_split_valid``)."""
         report: dict[str, Any] = {"splits": {}}
-        with Progress(transient=True) as progress:
+        work = tmp / "shards"
+        work.mkdir()
+        ids = {side: TokenIds() for side in SIDES}
+        split_off = self.corpora.get("valid") is None
+        with Progress(transient=True) as progress, Tokenising(self.n_process) as tokenising:
             data = {
-                split: self._read_and_tokenize(split, corpus, progress)
+                split: tokenise_to_shards(
+                    split,
+                    corpus,
+                    work,
+                    ids,
+                    self.lowercase,
+                    tokenising,
+                    keep_raw=split != "train" or split_off,
+                    progress=progress,
+                )
                 for split, corpus in self.corpora.items()
                 if corpus is not None
             }
         if "valid" not in data:
-            data["train"], data["valid"] = self._split_valid(data["train"])
+            data["train"], data["valid"] = self._split_valid(data["train"], ids["tgt"].itos)
             report["valid_split"] = (
                 f"{self.valid_fraction:.0%} of English sentences, seed {self.split_seed}"
             )
-        vocabs, limits = {}, {}
-        detokenizer = Detokenizer.learn(data["train"]["spaced_tgt"])
+        train = data["train"]
+        detokenizer = Detokenizer.learn(train.spaced_tgt(ids["tgt"].itos, DETOKENIZER_SAMPLE))
         (tmp / "detokenizer.json").write_text(json.dumps(detokenizer.to_dict()))
-        report["detokenizer_round_trip"] = self._round_trip(detokenizer, data["train"]["tgt"])
-        for side in ("src", "tgt"):
-            token_counts = Counter(t for s in data["train"][side] for t in s)
-            vocab = Vocab.from_counts(token_counts, self.max_vocab, self.min_freq)
-            if len(vocab) == len(SPECIALS):  # the model could only ever say _unk_
-                language = "French" if side == "src" else "English"
-                top = max(token_counts.values(), default=0)
-                raise CorpusError(
-                    f"data.min_freq={self.min_freq} leaves the {language} vocabulary with only "
-                    f"the 4 specials (its most frequent word occurs {top} times in "
-                    f"{len(data['train'][side])} training sentences); lower data.min_freq"
-                )
+        report["detokenizer_round_trip"] = self._round_trip(detokenizer, train, ids["tgt"].itos)
+        vocabs, limits, lookups = {}, {}, {}
+        for side in SIDES:
+            vocab, counts, histogram = self._vocab(train, side, ids[side].itos)
             vocabs[side] = vocab
             vocab.save(tmp / f"vocab_{side}.json")
-            counts = [0] * len(SPECIALS) + [token_counts[t] for t in vocab.itos[len(SPECIALS) :]]
             (tmp / f"counts_{side}.json").write_text(json.dumps(counts))
-            lengths = [len(s) + 1 for s in data["train"][side]]  # + eos
-            limits[side] = max(2, int(np.percentile(lengths, self.percentiles[side])))
+            limits[side] = max(2, int(percentile_of_counts(histogram, self.percentiles[side])))
+            # provisional id -> vocabulary id (unknown words -> unk)
+            lookups[side] = np.fromiter(
+                (vocab.stoi.get(t, vocab.unk_idx) for t in ids[side].itos),
+                np.int32,
+                count=len(ids[side]),
+            )
         for split, part in data.items():
-            info: dict[str, Any] = {
-                "pairs": len(part["src"]),
-                "read": part["read"],
-                "dropped_empty_after_tokenising": part["dropped_empty_tokens"],
-            }
-            truncated = np.zeros(len(part["src"]), dtype=bool)
-            for side in ("src", "tgt"):
-                vocab, limit = vocabs[side], limits[side]
-                ids = [vocab.encode(s) for s in part[side]]
-                n_tokens = sum(len(s) for s in part[side])
-                n_unk = sum(row.count(vocab.unk_idx) for row in ids)
-                info[f"{side}_unk_rate"] = n_unk / max(1, n_tokens)
-                if split == "train":
-                    long = np.array([len(row) > limit for row in ids], dtype=bool)
-                    truncated |= long
-                    ids = [
-                        [*row[: limit - 1], vocab.eos_idx] if len(row) > limit else row
-                        for row in ids
-                    ]
-                else:
-                    info[f"{side}_longer_than_train_limit"] = sum(len(row) > limit for row in ids)
-                Ragged.from_lists(ids).save(tmp / f"{split}_{side}")
-            if split == "train":
-                info["truncated_pairs"] = int(truncated.sum())
-            else:
-                refs = references_by_source(part["raw_src"], part["raw_tgt"])
-                (tmp / f"{split}_references.json").write_text(json.dumps(refs, ensure_ascii=False))
-                info["scored_sources"] = sum(r is not None for r in refs)
-            report["splits"][split] = info
+            report["splits"][split] = self._write_split(tmp, split, part, vocabs, limits, lookups)
         report["length_limits"] = {**limits, "percentiles": self.percentiles}
         report["vocab_sizes"] = {k: len(v) for k, v in vocabs.items()}
+        shutil.rmtree(work)
         (tmp / "report.json").write_text(json.dumps(report, indent=1))
 
-    def _round_trip(self, detokenizer: Detokenizer, sentences: list[list[str]]) -> float:
+    def _vocab(
+        self, train: Part, side: str, itos: list[str]
+    ) -> tuple[Vocab, list[int], np.ndarray]:
+        """The vocabulary of ``side`` from the training counts (ties in order of first
+        appearance in training, as ``Counter`` over the sentences would give), the count of
+        each vocabulary entry, and the histogram of training lengths (eos included)."""
+        counts = np.zeros(len(itos), dtype=np.int64)
+        first = np.full(len(itos), np.iinfo(np.int64).max, dtype=np.int64)
+        histogram = np.zeros(2, dtype=np.int64)
+        position = 0
+        for flat, lengths in train.side(side):
+            counts += np.bincount(flat, minlength=len(itos))
+            seen, where = np.unique(flat, return_index=True)
+            np.minimum.at(first, seen, where + position)
+            position += len(flat)
+            histogram = _add_counts(histogram, np.bincount(lengths + 1))
+        order = np.argsort(first, kind="stable")
+        token_counts = Counter({itos[i]: int(counts[i]) for i in order.tolist() if counts[i]})
+        vocab = Vocab.from_counts(token_counts, self.max_vocab, self.min_freq)
+        if len(vocab) == len(SPECIALS):  # the model could only ever say _unk_
+            language = "French" if side == "src" else "English"
+            top = max(token_counts.values(), default=0)
+            raise CorpusError(
+                f"data.min_freq={self.min_freq} leaves the {language} vocabulary with only "
+                f"the 4 specials (its most frequent word occurs {top} times in {len(train)} "
+                f"training sentences); lower data.min_freq"
+            )
+        entry_counts = [0] * len(SPECIALS) + [token_counts[t] for t in vocab.itos[len(SPECIALS) :]]
+        return vocab, entry_counts, histogram
+
+    def _write_split(
+        self,
+        tmp: Path,
+        split: str,
+        part: Part,
+        vocabs: dict[str, Vocab],
+        limits: dict[str, int],
+        lookups: dict[str, np.ndarray],
+    ) -> dict[str, Any]:
+        """Number ``part`` with the vocabularies (training pairs cut at the length limits, eos
+        appended), write its arrays shard by shard (``RaggedWriter``), and return its report."""
+        train = split == "train"
+        info: dict[str, Any] = {
+            "pairs": len(part),
+            "read": part.read,
+            "dropped_empty_after_tokenising": part.dropped_empty_tokens,
+        }
+        for side in SIDES:
+            limit, eos, unk = limits[side], vocabs[side].eos_idx, vocabs[side].unk_idx
+            cut = limit - 1 if train else None  # tokens kept before eos
+
+            def kept(lengths: np.ndarray, cut: int | None = cut) -> np.ndarray:
+                return np.minimum(lengths, cut) if cut else lengths
+
+            n_values = sum(int(kept(n).sum()) + len(n) for n in part.lengths(side))
+            n_tokens, n_unk = 0, 0
+            with RaggedWriter(tmp / f"{split}_{side}", len(part), n_values) as writer:
+                for flat, lengths in part.side(side):
+                    mapped = lookups[side][flat]
+                    n_tokens += len(flat)
+                    n_unk += int((mapped == unk).sum())
+                    keep = kept(lengths)
+                    if cut:  # the first `cut` tokens of each sentence
+                        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+                        mapped = mapped[np.arange(len(flat)) - starts < np.repeat(keep, lengths)]
+                    writer.add(np.insert(mapped, np.cumsum(keep), eos), keep + 1)
+            info[f"{side}_unk_rate"] = n_unk / max(1, n_tokens)
+            if not train:
+                info[f"{side}_longer_than_train_limit"] = sum(
+                    int((n + 1 > limit).sum()) for n in part.lengths(side)
+                )
+        if train:
+            info["truncated_pairs"] = sum(
+                int(((src + 1 > limits["src"]) | (tgt + 1 > limits["tgt"])).sum())
+                for src, tgt in zip(part.lengths("src"), part.lengths("tgt"), strict=True)
+            )
+        else:
+            raw = part.raw()
+            refs = references_by_source([p[0] for p in raw], [p[1] for p in raw])
+            (tmp / f"{split}_references.json").write_text(json.dumps(refs, ensure_ascii=False))
+            info["scored_sources"] = sum(r is not None for r in refs)
+        return info
+
+    def _round_trip(self, detokenizer: Detokenizer, train: Part, itos: list[str]) -> float:
         """Share of (a sample of) training targets that re-tokenise to the same tokens."""
-        rng = np.random.default_rng(0)
-        picked = rng.permutation(len(sentences))[:ROUND_TRIP_SAMPLE]
-        tokenizer = Tokenizer("en", self.lowercase)
-        texts = [detokenizer(sentences[i]) for i in picked]
-        same = sum(
-            tokens == sentences[i] for i, tokens in zip(picked, tokenizer.pipe(texts), strict=True)
+        n = len(train)
+        picked = np.sort(
+            np.random.default_rng(0).choice(n, size=min(n, ROUND_TRIP_SAMPLE), replace=False)
         )
-        return same / max(1, len(picked))
+        sentences: list[list[str]] = []
+        offset = 0
+        for flat, lengths in train.side("tgt"):
+            starts = np.cumsum(lengths) - lengths
+            for i in (
+                picked[(picked >= offset) & (picked < offset + len(lengths))] - offset
+            ).tolist():
+                sentences.append(
+                    [itos[t] for t in flat[starts[i] : starts[i] + lengths[i]].tolist()]
+                )
+            offset += len(lengths)
+        tokenizer = Tokenizer("en", self.lowercase)
+        texts = [detokenizer(s) for s in sentences]
+        same = sum(tokens == s for s, tokens in zip(sentences, tokenizer.pipe(texts), strict=True))
+        return same / max(1, len(sentences))
 
     def _prepare_vectors(self) -> None:
-        with staged(self.vectors_path) as tmp:
+        with staged(self.vectors_path, done="report.json") as tmp:
             self._write_vectors(tmp)
 
     def _write_vectors(self, tmp: Path) -> None:
@@ -267,10 +364,10 @@ class Preparation:
         for side in ("src", "tgt"):
             vocab = Vocab.load(self.cache_path / f"vocab_{side}.json")
             counts = json.loads((self.cache_path / f"counts_{side}.json").read_text())
-            sentences: list[list[str]] = []
-            if self.vectors[side].kind == "train":
+            sentences: Iterable[list[str]] = ()
+            if self.vectors[side].kind == "train":  # streamed to fastText's input file
                 train = Ragged.load(self.cache_path / f"train_{side}")
-                sentences = [vocab.decode(train[i]) for i in range(len(train))]
+                sentences = (vocab.decode(train[i]) for i in range(len(train)))
             found = lookup(self.vectors[side], vocab.itos, self.emb_dims[side], sentences)
             if not found and self.vectors[side].kind in ("fasttext", "vec", "spacy"):
                 raise VectorsError(
@@ -280,9 +377,14 @@ class Preparation:
                 )
             source = self.vectors[side]
             matrix, report[side] = embedding_matrix(
-                vocab.itos, counts, found, self.emb_dims[side], source.scale, self.seed,
+                vocab.itos,
+                counts,
+                found,
+                self.emb_dims[side],
+                source.scale,
+                self.seed,
                 center=source.center,
-            )  # fmt: skip
+            )
             report[side]["source"] = vars(self.vectors[side])
             np.save(tmp / f"{side}.npy", matrix)
         (tmp / "report.json").write_text(json.dumps(report, indent=1))

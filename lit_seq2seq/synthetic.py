@@ -278,6 +278,14 @@ def _question(rng: random.Random) -> tuple[str, str]:
     return _capitalize(fr), _capitalize(en)
 
 
+def question_stream(seed: int = 0) -> Iterator[tuple[str, str]]:
+    """(French, English) questions without end, repeats allowed: a corpus of any size in
+    constant memory (``bench/prepare_scale.py``); ``generate_pairs`` keeps only distinct ones."""
+    rng = random.Random(seed)
+    while True:
+        yield _question(rng)
+
+
 def generate_pairs(n_pairs: int, seed: int = 0) -> Iterator[tuple[str, str]]:
     """``n_pairs`` distinct (French, English) questions, the same for the same seed.
 

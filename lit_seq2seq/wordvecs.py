@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -143,7 +143,7 @@ def zeroed_allocations() -> Iterator[bool]:
 
 
 def train_fasttext(
-    sentences: Sequence[Sequence[str]],
+    sentences: Iterable[Sequence[str]],
     words: Sequence[str],
     dim: int,
     epochs: int = 50,
@@ -163,7 +163,11 @@ def train_fasttext(
 
     with tempfile.TemporaryDirectory() as tmp:
         text = Path(tmp) / "corpus.txt"
-        text.write_text("\n".join(" ".join(s) for s in sentences) + "\n", encoding="utf-8")
+        n_sentences = 0
+        with open(text, "w", encoding="utf-8") as f:  # streamed: the corpus may not fit
+            for sentence in sentences:
+                f.write(" ".join(sentence) + "\n")
+                n_sentences += 1
         for attempt in range(1, attempts + 1):
             with zeroed_allocations() as zeroed:
                 if not zeroed and attempt == 1:
@@ -188,13 +192,13 @@ def train_fasttext(
                 model.save_model(str(save_to))
             return _fasttext_rows(model, words, dim, "the fastText model trained on the corpus")
     raise VectorsError(
-        f"fastText training stopped with NaN at dim={dim} on {len(sentences)} sentences; use "
+        f"fastText training stopped with NaN at dim={dim} on {n_sentences} sentences; use "
         "more data, other epochs or bucket, or vectors kind=none"
     )
 
 
 def lookup(
-    source: VectorSource, words: Sequence[str], dim: int, sentences: Sequence[Sequence[str]]
+    source: VectorSource, words: Sequence[str], dim: int, sentences: Iterable[Sequence[str]]
 ) -> dict[str, np.ndarray]:
     """Vectors for as many of ``words`` as ``source`` has (``sentences`` feeds ``kind=train``)."""
     if source.kind == "none":

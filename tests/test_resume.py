@@ -142,3 +142,34 @@ def test_sigterm_saves_a_checkpoint_and_ckpt_path_last_resumes_it_in_the_same_wa
     ids = [{p.name.rsplit("-", 1)[1] for p in (runs / r / "wandb").glob("offline-run-*")}
            for r in ("a", "b")]  # fmt: skip
     assert len(ids[0]) == 1 and ids[0] == ids[1]
+
+
+def test_a_checkpoint_of_another_process_count_is_refused() -> None:
+    # Both datamodules record the run's process count in their checkpoint entry; the unit of
+    # the check (the real 2 nodes <-> 1 process resumes are in tests/test_cluster.py).
+    from lit_common.resumable import ResumeError, SameWorldOnResume, check_same_world
+    from lit_devise.datamodule import DeviseDataModule
+    from lit_seq2seq.datamodule import TranslationDataModule
+
+    assert issubclass(TranslationDataModule, SameWorldOnResume)
+    assert issubclass(DeviseDataModule, SameWorldOnResume)
+    check_same_world(None, 4)  # a checkpoint from before the check
+    check_same_world(2, 2)
+    with pytest.raises(ResumeError, match=r"written by a run of 2 processes and this run has 1 "):
+        check_same_world(2, 1)
+
+    class Trainer:
+        world_size = 8
+
+    module = SameWorldOnResume()
+    module.trainer = Trainer()
+    assert module.state_dict() == {"world_size": 8}
+    with pytest.raises(ResumeError, match="of 1 processes and this run has 8"):
+        module.load_state_dict({"world_size": 1})
+    from pytorch_lightning.trainer.states import TrainerFn, TrainerState
+
+    Trainer.state = TrainerState(fn=TrainerFn.TESTING)  # type: ignore[attr-defined]
+    module.load_state_dict({"world_size": 1})  # testing a checkpoint: any process count
+    Trainer.state = TrainerState(fn=TrainerFn.FITTING)  # type: ignore[attr-defined]
+    with pytest.raises(ResumeError):
+        module.load_state_dict({"world_size": 1})

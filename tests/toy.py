@@ -212,3 +212,24 @@ def run_with_crash(
         trainer.fit(module, ckpt_path=ckpt_path)
         runs.append(Run(trainer, module, recorder))
     return runs[0], runs[1]
+
+
+class WeightDigest(pl.Callback):
+    """Writes ``<folder>/weights-rank<R>.json`` at the end of fit: a SHA-256 of every parameter
+    and buffer of this rank's model (and its global step), so a test can tell whether all ranks of
+    a multi-process run ended with the same weights."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import hashlib
+        import json
+
+        digest = hashlib.sha256()
+        for name, tensor in sorted(pl_module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        out = self.folder / f"weights-rank{trainer.global_rank}.json"
+        out.write_text(json.dumps({"sha256": digest.hexdigest(), "step": trainer.global_step}))

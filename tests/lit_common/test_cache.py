@@ -83,3 +83,25 @@ def test_a_cache_folder_removed_mid_run_is_one_clear_error(tmp_path: Path) -> No
     # Other errors pass through unchanged.
     with pytest.raises(OSError, match="unrelated"), staged(tmp_path / "c" / "part"):
         raise PermissionError("unrelated")
+
+
+def test_staged_keeps_a_copy_another_process_finished_first(tmp_path: Path) -> None:
+    # Two nodes preparing into one shared cache folder: the one that finishes second keeps the
+    # first one's folder (same content key) instead of deleting it under its writer.
+    final = tmp_path / "cache" / "key"
+    with staged(final, done="report.json") as tmp:
+        (tmp / "report.json").write_text("second")
+        other = final.parent / ".other"
+        other.mkdir()
+        (other / "report.json").write_text("first")
+        (other / "vectors").mkdir()  # the first writer already writes inside it
+        other.rename(final)
+    assert (final / "report.json").read_text() == "first" and (final / "vectors").is_dir()
+    assert sorted(p.name for p in final.parent.iterdir()) == ["key"], "ours removed"
+    # A folder without the file is not finished: replaced, as before.
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "half.npy").write_bytes(b"")
+    with staged(stale, done="report.json") as tmp:
+        (tmp / "report.json").write_text("new")
+    assert sorted(p.name for p in stale.iterdir()) == ["report.json"]
