@@ -45,6 +45,12 @@ LAUNCH_VARIABLES = (
     "TORCHELASTIC_RUN_ID",
 )
 DIGEST = ("+callbacks.weight_digest._target_=tests.toy.WeightDigest",)
+# W&B (offline) for the one-run check, and CSV beside it for the step counts
+WANDB = (
+    "logger=wandb",
+    "+logger.csv={_target_:pytorch_lightning.loggers.CSVLogger,name:csv,"
+    "save_dir:'${paths.output_dir}'}",
+)
 TWO_NODES = ("trainer=multinode_cpu", "trainer.max_epochs=1")
 
 
@@ -134,8 +140,8 @@ def launch(how: str, tmp: Path, run: tuple[str, ...], per_node: list[list[str]])
 
 
 def check_one_run(tmp: Path, outputs: list[str], extra_entries: tuple[str, ...] = ()) -> Path:
-    """One run directory and one best checkpoint, printed by the first node only; the same
-    weights on both ranks. Returns the best checkpoint."""
+    """One run directory, one best checkpoint, printed by the first node only, and one W&B
+    run (rank 0's); the same weights on both ranks. Returns the best checkpoint."""
     assert sorted(p.name for p in tmp.iterdir()) == sorted(
         ["digests", "node0.log", "node1.log", "run", *extra_entries]
     ), "one run directory"
@@ -143,6 +149,7 @@ def check_one_run(tmp: Path, outputs: list[str], extra_entries: tuple[str, ...] 
     assert len(best) == 1, best
     assert outputs[0].strip().splitlines()[-1] == f"checkpoint: {best[0]}"
     assert "checkpoint: " not in outputs[1]
+    assert len(list((tmp / "run" / "wandb").glob("offline-run-*"))) == 1
     digests = [json.loads((tmp / "digests" / f"weights-rank{r}.json").read_text()) for r in (0, 1)]
     assert digests[0] == digests[1], "every rank ends with the same weights"
     return best[0]
@@ -166,15 +173,10 @@ SEQ2SEQ = (*TINY_RUN, "data.train.n_pairs=457")  # 411 training pairs: 8 batches
 def test_seq2seq_on_two_simulated_nodes(tmp_path: Path, how: str, node_caches: bool) -> None:
     data = tmp_path / "data"
     caches = [tmp_path / f"node{n}_cache" for n in (0, 1)] if node_caches else [data / "cache"] * 2
-    wandb = (
-        "logger=wandb",
-        "+logger.csv={_target_:pytorch_lightning.loggers.CSVLogger,"
-        "name:csv,save_dir:'${paths.output_dir}'}",
-    )
     outputs = launch(
         how,
         tmp_path,
-        (*SEQ2SEQ, f"paths.data_dir={data}", *(() if node_caches else wandb)),
+        (*SEQ2SEQ, f"paths.data_dir={data}", *WANDB),
         [[f"data.cache_dir={cache}"] for cache in caches],
     )
     # the synthetic corpus is generated, not read: with its caches elsewhere, data/ stays empty
@@ -199,8 +201,6 @@ def test_seq2seq_on_two_simulated_nodes(tmp_path: Path, how: str, node_caches: b
             assert (first / name).read_text() == (second / name).read_text(), name
         for name in ("train_src.flat.npy", "train_tgt.offsets.npy"):
             np.testing.assert_array_equal(np.load(first / name), np.load(second / name))
-    else:  # rank 0 alone writes the W&B run
-        assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
     # Each rank took its share of the batches by global rank: 8 a rank (1 process: 13 or more).
     assert len(train_steps(tmp_path)) == 8
     if how != "torchrun":
@@ -236,7 +236,7 @@ def test_devise_on_two_simulated_nodes(tmp_path: Path, how: str, node_caches: bo
     outputs = launch(
         how,
         tmp_path,
-        (*DEVISE_RUN, "data.synthetic.n_per_class=13", f"paths.data_dir={data}"),
+        (*DEVISE_RUN, "data.synthetic.n_per_class=13", f"paths.data_dir={data}", *WANDB),
         [[f"data.cache_dir={cache}"] for cache in caches],
     )
     names = ["node0_cache", "node1_cache"] if node_caches else []
