@@ -305,12 +305,13 @@ class Preparation:
                 return np.minimum(lengths, cut) if cut else lengths
 
             n_values = sum(int(kept(n).sum()) + len(n) for n in part.lengths(side))
-            n_tokens, n_unk = 0, 0
+            n_tokens, n_unk, n_long = 0, 0, 0
             with RaggedWriter(tmp / f"{split}_{side}", len(part), n_values) as writer:
                 for flat, lengths in part.side(side):
                     mapped = lookups[side][flat]
                     n_tokens += len(flat)
                     n_unk += int((mapped == unk).sum())
+                    n_long += int((lengths + 1 > limit).sum())
                     keep = kept(lengths)
                     if cut:  # the first `cut` tokens of each sentence
                         starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -318,9 +319,7 @@ class Preparation:
                     writer.add(np.insert(mapped, np.cumsum(keep), eos), keep + 1)
             info[f"{side}_unk_rate"] = n_unk / max(1, n_tokens)
             if not train:
-                info[f"{side}_longer_than_train_limit"] = sum(
-                    int((n + 1 > limit).sum()) for n in part.lengths(side)
-                )
+                info[f"{side}_longer_than_train_limit"] = n_long
         if train:
             info["truncated_pairs"] = sum(
                 int(((src + 1 > limits["src"]) | (tgt + 1 > limits["tgt"])).sum())
